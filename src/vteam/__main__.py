@@ -1,0 +1,3 @@
+from vteam.cli import main
+
+main()

@@ -1,0 +1,6 @@
+"""Agent frameworks behind one adapter interface, and the registry of them."""
+
+from vteam.agents import registry
+from vteam.agents.base import Adapter, AgentResult, Emit, FrameworkInfo, TurnContext
+
+__all__ = ["Adapter", "AgentResult", "Emit", "FrameworkInfo", "TurnContext", "registry"]

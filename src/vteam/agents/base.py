@@ -1,0 +1,53 @@
+"""The adapter interface: one turn of an agent framework becomes a stream of AG-UI events."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from ag_ui.core import BaseEvent
+
+Emit = Callable[[BaseEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What a framework gets for a turn: where to work, what to do, and its environment."""
+
+    session: str
+    prompt: str
+    workdir: Path
+    home: Path
+    model: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    success: bool
+    text: str | None = None
+    turns: int = 1
+    usage: dict[str, float] = field(default_factory=dict)
+    cost_usd: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FrameworkInfo:
+    """What `GET /api/runner-types` tells about a framework."""
+
+    name: str
+    description: str
+    models: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    interactive: bool = False
+    resume: bool = False
+    streaming: bool = True
+
+
+class Adapter(Protocol):
+    info: ClassVar[FrameworkInfo]
+
+    async def run_turn(self, ctx: TurnContext, emit: Emit) -> AgentResult: ...

@@ -1,0 +1,59 @@
+"""The `script` framework: the prompt is a shell command run in the main repo, its output streamed.
+
+It is the deterministic codemod agent, and what the offline quickstart runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import os
+import uuid
+from typing import ClassVar
+
+from ag_ui.core import TextMessageContentEvent, TextMessageEndEvent, TextMessageStartEvent
+
+from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
+
+READ_SIZE = 16 * 1024
+KEEP_TAIL = 4000
+
+
+class ScriptAdapter:
+    info: ClassVar[FrameworkInfo] = FrameworkInfo(
+        name="script",
+        description="Runs the prompt as a shell command (bash -c) in the main repository and streams its output.",
+    )
+
+    async def run_turn(self, ctx: TurnContext, emit: Emit) -> AgentResult:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
+        env.update(ctx.environment)
+        env["HOME"] = str(ctx.home)
+        proc = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            ctx.prompt,
+            cwd=ctx.workdir,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        message_id = uuid.uuid4().hex
+        await emit(TextMessageStartEvent(message_id=message_id, role="assistant"))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        tail = ""
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(READ_SIZE):
+            text = decoder.decode(chunk)
+            if text:
+                tail = (tail + text)[-KEEP_TAIL:]
+                await emit(TextMessageContentEvent(message_id=message_id, delta=text))
+        if rest := decoder.decode(b"", final=True):
+            tail = (tail + rest)[-KEEP_TAIL:]
+            await emit(TextMessageContentEvent(message_id=message_id, delta=rest))
+        await emit(TextMessageEndEvent(message_id=message_id))
+        code = await proc.wait()
+        if code != 0:
+            return AgentResult(success=False, text=tail, error=f"script exited with status {code}")
+        return AgentResult(success=True, text=tail)

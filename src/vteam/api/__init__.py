@@ -1,0 +1,6 @@
+"""The HTTP API: FastAPI app, one router per resource, problem details at the edge."""
+
+from vteam.api.app import create_app
+from vteam.api.platform import Platform
+
+__all__ = ["Platform", "create_app"]

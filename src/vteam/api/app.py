@@ -1,0 +1,42 @@
+"""The FastAPI application; the platform is built in its lifespan, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from vteam import __version__
+from vteam.api import health, problems, projects, runner, runner_types, sessions, streams
+from vteam.api.platform import Platform
+from vteam.settings import Settings
+
+
+def create_app(settings: Settings, *, server_url: str | None = None) -> FastAPI:
+    """`server_url` is where runners reach this API; `vteam up` knows it once its socket is bound."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = await Platform.open(settings)
+        app.state.platform = platform
+        url = server_url or settings.public_url or f"http://{settings.host}:{settings.port}"
+        await platform.start(url)
+        try:
+            yield
+        finally:
+            await platform.close()
+
+    app = FastAPI(
+        title="vTeam",
+        version=__version__,
+        description="Run AI coding agents as agentic sessions against git repositories.",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    problems.install(app)
+    for module in (health, projects, sessions, streams, runner, runner_types):
+        app.include_router(module.router)
+    return app

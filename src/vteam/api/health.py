@@ -1,0 +1,28 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from vteam.api.deps import PlatformDep, authorize
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", dependencies=[Depends(authorize())])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", dependencies=[Depends(authorize())])
+async def readyz(platform: PlatformDep) -> JSONResponse:
+    try:
+        async with platform.db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return JSONResponse({"status": "not ready", "reason": f"database: {type(exc).__name__}"}, status_code=503)
+    if not platform.ready:
+        return JSONResponse({"status": "not ready", "reason": "controller is not running"}, status_code=503)
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,78 @@
+"""Assemble the embedded platform: database, store, event log, hub, tokens and controller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vteam.auth import Authenticator, LocalAuthenticator, RunnerTokens, load_or_create
+from vteam.controller import Controller, LocalExecutor
+from vteam.db import Database, open_database
+from vteam.events import EventLog, Hub, SqliteEventLog
+from vteam.settings import Settings
+from vteam.store import ResourceStore, SqliteStore
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    store: ResourceStore
+    events: EventLog
+    hub: Hub
+    tokens: RunnerTokens
+    authenticator: Authenticator
+    controller: Controller
+    server_url: str = ""
+    ready: bool = field(default=False)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Platform:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        db = await open_database(settings.database_path, synchronous=settings.sqlite_synchronous)
+        store = SqliteStore(db)
+        events = SqliteEventLog(db)
+        hub = Hub()
+        tokens = RunnerTokens(load_or_create(settings.key_path))
+        runner_env = {
+            "VTEAM_GIT_USERNAME": settings.git_username,
+            "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,
+            "VTEAM_GIT_AUTHOR_EMAIL": settings.git_author_email,
+        }
+        if settings.git_token is not None:
+            runner_env["VTEAM_GIT_TOKEN"] = settings.git_token.get_secret_value()
+        platform: Platform
+        controller = Controller(
+            store=store,
+            events=events,
+            hub=hub,
+            tokens=tokens,
+            executor_factory=lambda on_exit: LocalExecutor(
+                settings.workspaces, grace=settings.stop_grace_seconds, on_exit=on_exit
+            ),
+            server_url=lambda: platform.server_url,
+            runner_env=runner_env,
+            max_running=settings.max_running_sessions,
+            resync_seconds=settings.resync_seconds,
+        )
+        platform = cls(
+            settings=settings,
+            db=db,
+            store=store,
+            events=events,
+            hub=hub,
+            tokens=tokens,
+            authenticator=LocalAuthenticator(tokens),
+            controller=controller,
+        )
+        return platform
+
+    async def start(self, server_url: str) -> None:
+        self.server_url = server_url
+        await self.controller.start()
+        self.ready = True
+
+    async def close(self) -> None:
+        self.ready = False
+        await self.controller.stop()
+        await self.store.close()
+        await self.db.close()

@@ -1,0 +1,86 @@
+"""The runner's side of the API: its status reports and its one event WebSocket."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from vteam.api.deps import CallerOrRunner, PlatformDep, check_access, get_platform
+from vteam.api.schemas import RunnerReport
+from vteam.controller import set_phase
+from vteam.errors import Conflict, InvalidTransition, VteamError
+from vteam.events import Joiner, PartialError
+from vteam.resources import AgenticSession, Phase, status_patch
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}/runner", tags=["runner"])
+
+
+@router.post("/status")
+async def runner_status(
+    project: str, name: str, report: RunnerReport, platform: PlatformDep, _caller: CallerOrRunner
+) -> dict[str, Any]:
+    fields = report.model_dump(exclude={"phase", "final"}, exclude_none=True)
+    if report.phase == "Running":
+        session = await platform.store.get(AgenticSession, name, project)
+        if session.phase == Phase.CREATING:
+            updated = await set_phase(
+                platform.store, platform.events, platform.hub, project, name, Phase.RUNNING, message=None, **fields
+            )
+            return updated.wire()
+    for _ in range(5):
+        session = await platform.store.get(AgenticSession, name, project)
+        if session.phase.terminal:
+            raise InvalidTransition(f"session already ended ({session.phase.value})")
+        try:
+            updated = await platform.store.patch_status(
+                AgenticSession,
+                name,
+                project,
+                status_patch(**fields),
+                resource_version=session.metadata.resource_version,
+            )
+        except Conflict:
+            continue
+        if report.final:
+            platform.controller.enqueue(updated.key)
+        return updated.wire()
+    raise Conflict("session status kept changing; report again")
+
+
+@router.websocket("/ws")
+async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
+    """Runner → API events: `{"lastSeq"}` on connect, then `{"ack": seq}` after each durable append."""
+    platform = get_platform(websocket)
+    try:
+        await check_access(websocket, platform, runner=True)
+        session = await platform.store.get(AgenticSession, name, project)
+    except VteamError as exc:
+        await websocket.close(code=1008, reason=exc.detail[:120])
+        return
+    uid = session.metadata.uid or ""
+    await websocket.accept()
+    joiner = Joiner()
+    try:
+        await websocket.send_text(json.dumps({"lastSeq": await platform.events.last_runner_seq(uid)}))
+        while True:
+            frame = json.loads(await websocket.receive_text())
+            envelope = joiner.feed(frame)
+            if envelope is None:
+                continue
+            stored = await platform.events.append_runner(uid, [envelope])
+            platform.hub.publish(uid, stored)
+            await websocket.send_text(json.dumps({"ack": envelope.seq}))
+    except WebSocketDisconnect:
+        return
+    except (PartialError, ValueError, KeyError) as exc:
+        log.warning("runner %s/%s sent a bad frame: %s", project, name, exc)
+        if websocket.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError):
+                await websocket.close(code=1003, reason="bad frame")

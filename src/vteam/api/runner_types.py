@@ -1,0 +1,26 @@
+"""The frameworks a session can run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from vteam.agents import registry
+from vteam.api.deps import authorize
+
+router = APIRouter(prefix="/api", tags=["frameworks"], dependencies=[Depends(authorize())])
+
+
+@router.get("/runner-types")
+async def runner_types() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": info.name,
+            "description": info.description,
+            "models": list(info.models),
+            "secrets": list(info.secrets),
+            "capabilities": {"interactive": info.interactive, "resume": info.resume, "streaming": info.streaming},
+        }
+        for info in registry.infos()
+    ]

@@ -1,0 +1,117 @@
+"""Request and response bodies that are not resources themselves."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from vteam.resources import (
+    AgenticSession,
+    CamelModel,
+    Condition,
+    ObjectMeta,
+    Project,
+    ProjectSpec,
+    RepoStatus,
+    SessionResult,
+    SessionSpec,
+)
+from vteam.resources.session import AgentStatus
+
+ALPHABET = string.ascii_lowercase + string.digits
+
+
+def generate_name(prefix: str = "session") -> str:
+    return f"{prefix}-{''.join(secrets.choice(ALPHABET) for _ in range(8))}"
+
+
+class ProjectCreate(CamelModel):
+    name: str
+    display_name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=4000)
+
+    def resource(self) -> Project:
+        return Project(
+            metadata=ObjectMeta(name=self.name),
+            spec=ProjectSpec(display_name=self.display_name, description=self.description),
+        )
+
+
+class SessionMetadataIn(CamelModel):
+    model_config = CamelModel.model_config | {"extra": "ignore"}
+
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class SessionCreate(SessionSpec):
+    """The seeds' flat shape: spec fields at the top level plus optional name and labels."""
+
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    def resource(self, project: str) -> AgenticSession:
+        spec = SessionSpec.model_validate(self.model_dump(exclude={"name", "labels"}, exclude_unset=True))
+        return AgenticSession(
+            metadata=ObjectMeta(name=self.name or generate_name(), namespace=project, labels=self.labels),
+            spec=spec,
+        )
+
+
+class SessionCreateFull(CamelModel):
+    """The Kubernetes shape: `{metadata, spec}`."""
+
+    model_config = CamelModel.model_config | {"extra": "ignore"}
+
+    metadata: SessionMetadataIn = Field(default_factory=SessionMetadataIn)
+    spec: SessionSpec
+
+    def resource(self, project: str) -> AgenticSession:
+        return AgenticSession(
+            metadata=ObjectMeta(
+                name=self.metadata.name or generate_name(),
+                namespace=project,
+                labels=self.metadata.labels,
+                annotations=self.metadata.annotations,
+            ),
+            spec=self.spec,
+        )
+
+
+def parse_session_body(body: Any, project: str) -> AgenticSession:
+    if not isinstance(body, dict):
+        from vteam.errors import InvalidInput
+
+        raise InvalidInput("request body must be a JSON object")
+    if "spec" in body:
+        return SessionCreateFull.model_validate(body).resource(project)
+    return SessionCreate.model_validate(body).resource(project)
+
+
+class RunnerReport(CamelModel):
+    """What a runner reports about its own session."""
+
+    phase: Literal["Running"] | None = None
+    agent_status: AgentStatus | None = None
+    message: str | None = Field(None, max_length=20_000)
+    result: SessionResult | None = None
+    repos: list[RepoStatus] | None = None
+    conditions: list[Condition] | None = None
+    final: bool = False
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RunnerReport:
+        return self
+
+
+class Page(CamelModel):
+    """List responses in the Kubernetes list shape."""
+
+    api_version: str = "v1"
+    kind: str
+    metadata: dict[str, Any]
+    items: list[dict[str, Any]]

@@ -1,0 +1,89 @@
+"""Agentic sessions: create, read, list, stop, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Response
+
+from vteam.agents import registry
+from vteam.api.deps import CallerOrRunner, PlatformDep, authorize
+from vteam.api.schemas import SessionCreate, parse_session_body
+from vteam.controller import set_phase
+from vteam.errors import InvalidTransition
+from vteam.resources import AgenticSession, Phase, Project
+
+router = APIRouter(prefix="/api/projects/{project}/agentic-sessions", tags=["sessions"])
+
+
+@router.get("", dependencies=[Depends(authorize())])
+async def list_sessions(
+    project: str,
+    platform: PlatformDep,
+    label_selector: str | None = Query(None, alias="labelSelector"),
+    phase: Phase | None = Query(None),
+    limit: int | None = Query(None, ge=1, le=1000),
+    continue_token: str | None = Query(None, alias="continue"),
+) -> dict[str, Any]:
+    await platform.store.get(Project, project)
+    page = await platform.store.list(
+        AgenticSession, project, label_selector=label_selector, limit=limit, continue_token=continue_token
+    )
+    items = [s for s in page.items if phase is None or s.phase == phase]
+    return {
+        "apiVersion": "v1",
+        "kind": "AgenticSessionList",
+        "metadata": {"resourceVersion": page.resource_version, "continue": page.continue_token},
+        "items": [s.wire() for s in items],
+    }
+
+
+@router.post("", status_code=201, dependencies=[Depends(authorize())])
+async def create_session(
+    project: str,
+    platform: PlatformDep,
+    body: dict[str, Any] = Body(
+        ...,
+        openapi_examples={
+            "script": {
+                "summary": "A script session that edits a file and pushes a branch",
+                "value": {
+                    "prompt": "echo hello >> README.md",
+                    "repos": [{"input": {"url": "/path/to/repo"}, "output": {"url": "/path/to/repo"}}],
+                    "framework": "script",
+                },
+            }
+        },
+        description=f"Spec fields at the top level (see {SessionCreate.__name__}) or `{{metadata, spec}}`.",
+    ),
+) -> dict[str, Any]:
+    await platform.store.get(Project, project)
+    session = parse_session_body(body, project)
+    registry.check(session.spec.framework, session.spec.model)
+    return (await platform.store.create(session)).wire()
+
+
+@router.get("/{name}")
+async def get_session(project: str, name: str, platform: PlatformDep, _caller: CallerOrRunner) -> dict[str, Any]:
+    return (await platform.store.get(AgenticSession, name, project)).wire()
+
+
+@router.delete("/{name}", status_code=204, dependencies=[Depends(authorize())])
+async def delete_session(project: str, name: str, platform: PlatformDep) -> Response:
+    """Delete the session; its runner is killed and its workspace and events removed."""
+    await platform.store.delete(AgenticSession, name, project)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/stop", status_code=202, dependencies=[Depends(authorize())])
+async def stop_session(project: str, name: str, platform: PlatformDep) -> dict[str, Any]:
+    session = await platform.store.get(AgenticSession, name, project)
+    if session.phase in (Phase.STOPPING, Phase.STOPPED):
+        return session.wire()
+    if session.phase.terminal:
+        raise InvalidTransition(f"session {name!r} already ended ({session.phase.value}); there is nothing to stop")
+    updated = await set_phase(
+        platform.store, platform.events, platform.hub, project, name, Phase.STOPPING, message="stopped on request"
+    )
+    platform.controller.enqueue(updated.key)
+    return updated.wire()

@@ -1,0 +1,72 @@
+"""Readers of a session's events: SSE and WebSocket, both replay from `after`, then live."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, WebSocket
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.websockets import WebSocketDisconnect
+
+from vteam.api.deps import PlatformDep, authorize, check_access, get_platform
+from vteam.api.platform import Platform
+from vteam.errors import NotFound, VteamError
+from vteam.events import follow
+from vteam.resources import AgenticSession
+
+router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}", tags=["events"])
+
+
+def _events(
+    platform: Platform, project: str, name: str, session: AgenticSession, after: int, live: bool = True
+) -> AsyncIterator[Any]:
+    uid = session.metadata.uid or ""
+
+    async def finished() -> bool:
+        try:
+            current = await platform.store.get(AgenticSession, name, project)
+        except NotFound:
+            return True
+        return current.metadata.uid != uid or current.phase.terminal
+
+    return follow(platform.events, platform.hub, uid, after=after, finished=finished, live=live)
+
+
+@router.get("/events", dependencies=[Depends(authorize())])
+async def session_events(
+    project: str,
+    name: str,
+    platform: PlatformDep,
+    after: int | None = Query(None, ge=0, description="Send events with seq greater than this."),
+    follow: bool = Query(True, description="Keep the stream open for live events until the session ends."),
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+) -> EventSourceResponse:
+    """Server-sent events: each `data` is an envelope `{seq, ts, type, data}`; `id` is its seq."""
+    session = await platform.store.get(AgenticSession, name, project)
+    start = after if after is not None else int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async for env in _events(platform, project, name, session, start, follow):
+            yield ServerSentEvent(id=str(env.seq), data=json.dumps(env.frame(), separators=(",", ":")))
+
+    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+
+
+@router.websocket("/ws")
+async def session_ws(websocket: WebSocket, project: str, name: str, after: int = Query(0, ge=0)) -> None:
+    """WebSocket reader: envelopes as JSON text frames; closes with 1000 once the session has ended."""
+    platform = get_platform(websocket)
+    try:
+        await check_access(websocket, platform, runner=False)
+        session = await platform.store.get(AgenticSession, name, project)
+    except VteamError as exc:
+        await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
+        return
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        async for env in _events(platform, project, name, session, after):
+            await websocket.send_text(json.dumps(env.frame(), separators=(",", ":")))
+        await websocket.close(code=1000)

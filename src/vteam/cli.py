@@ -1,0 +1,348 @@
+"""`vteam`: run the platform (`up`, `runner`) and drive it (`project`, `session`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from vteam.client import DEFAULT_SERVER, ApiError, Client, Unreachable
+from vteam.resources.validation import split_repo_arg
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="vTeam: run AI coding agents as agentic sessions against git repositories.", no_args_is_help=True
+)
+project_app = typer.Typer(help="Create, list and delete projects.", no_args_is_help=True)
+session_app = typer.Typer(help="Create, inspect, follow, stop and delete sessions.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
+app.add_typer(session_app, name="session")
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="VTEAM_SERVER", help="URL of the vTeam API.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ProjectOpt = Annotated[str, typer.Option("--project", "-p", envvar="VTEAM_PROJECT", help="Project name.")]
+
+FINAL = {"Completed", "Failed", "Stopped", "TimedOut"}
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def call(server: str, action: Callable[[Client], Awaitable[T]]) -> T:
+    """Run one async client action; API problems and connection failures become one line and exit 1."""
+
+    async def runner() -> T:
+        async with Client(server) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(runner())
+    except (ApiError, Unreachable) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    raise AssertionError("unreachable")
+
+
+def table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    for row in [headers, *rows]:
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+def emit_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8080; 0 picks one).")] = None,
+    home: Annotated[Path | None, typer.Option(help="Data folder (default $VTEAM_HOME or ./.vteam).")] = None,
+) -> None:
+    """Run the embedded platform: API, controller and local runners, in one process."""
+    import uvicorn
+
+    from vteam import logs
+    from vteam.api import create_app
+    from vteam.settings import Settings
+
+    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port, "home": home}.items() if v is not None}
+    settings = Settings(**overrides)
+    settings.home = settings.home.resolve()
+    logs.configure(settings.log_level, settings.log_format)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+    bound_port = sock.getsockname()[1]
+    local_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
+    url = f"http://{local_host}:{bound_port}" if ":" not in local_host else f"http://[{local_host}]:{bound_port}"
+    application = create_app(settings, server_url=settings.public_url or url)
+    config = uvicorn.Config(application, log_config=None, access_log=False, ws_max_size=64 * 1024 * 1024)
+    server = uvicorn.Server(config)
+    typer.echo(f"vTeam is up on {url}  (data in {settings.home}; Ctrl-C to stop)", err=True)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+@app.command()
+def runner() -> None:
+    """Run one session's runner (started by the executor; reads VTEAM_* from the environment)."""
+    from vteam.runner.main import main as runner_main
+
+    runner_main()
+
+
+@project_app.command("create")
+def project_create(
+    name: str,
+    display_name: Annotated[str | None, typer.Option("--display-name")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project."""
+    body = {"name": name, "displayName": display_name, "description": description}
+    result = call(server, lambda c: c.request("POST", "/api/projects", json=body))
+    emit_json(result) if as_json else typer.echo(f"project {name} created")
+
+
+@project_app.command("list")
+def project_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """List projects."""
+    result = call(server, lambda c: c.request("GET", "/api/projects"))
+    if as_json:
+        return emit_json(result["items"])
+    rows = [
+        [p["metadata"]["name"], p["spec"].get("displayName") or "", p["metadata"].get("creationTimestamp", "")]
+        for p in result["items"]
+    ]
+    table(rows, ["NAME", "DISPLAY NAME", "CREATED"])
+
+
+@project_app.command("get")
+def project_get(name: str, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Show one project as JSON."""
+    emit_json(call(server, lambda c: c.request("GET", f"/api/projects/{name}")))
+
+
+@project_app.command("delete")
+def project_delete(name: str, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Delete a project and all of its sessions."""
+    call(server, lambda c: c.request("DELETE", f"/api/projects/{name}"))
+    typer.echo(f"project {name} deleted")
+
+
+def _repo(value: str, flag: str) -> tuple[str, str | None]:
+    url, branch = split_repo_arg(value)
+    if not url:
+        fail(f"{flag} {value!r} is empty")
+    return url, branch
+
+
+@session_app.command("create")
+def session_create(
+    project: ProjectOpt,
+    prompt: Annotated[str, typer.Option("--prompt", help="The task; for `script`, a shell command.")],
+    repo: Annotated[list[str], typer.Option("--repo", help="Input repo as URL[@branch]; repeat for more.")] = [],  # noqa: B006
+    output: Annotated[
+        list[str], typer.Option("--output", help="Output for the repo at the same position, as URL[@branch].")
+    ] = [],  # noqa: B006
+    framework: Annotated[str, typer.Option(help="Agent framework.")] = "script",
+    model: Annotated[str | None, typer.Option(help="Model, where the framework takes one.")] = None,
+    name: Annotated[str | None, typer.Option(help="Session name (generated if omitted).")] = None,
+    display_name: Annotated[str | None, typer.Option("--display-name")] = None,
+    timeout: Annotated[int | None, typer.Option(help="Seconds before the session is timed out.")] = None,
+    label: Annotated[list[str], typer.Option("--label", help="key=value; repeat for more.")] = [],  # noqa: B006
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the session's log until it ends.")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a session; with --wait, stream its log and exit 0 only if it completes."""
+    if len(output) > len(repo):
+        fail("there are more --output than --repo options; each output belongs to the repo at its position")
+    repos: list[dict[str, Any]] = []
+    for index, value in enumerate(repo):
+        url, branch = _repo(value, "--repo")
+        entry: dict[str, Any] = {"input": {"url": url, **({"branch": branch} if branch else {})}}
+        if index < len(output):
+            out_url, out_branch = _repo(output[index], "--output")
+            entry["output"] = {"url": out_url, **({"targetBranch": out_branch} if out_branch else {})}
+        repos.append(entry)
+    labels = {}
+    for item in label:
+        key, sep, val = item.partition("=")
+        if not sep:
+            fail(f"--label {item!r} must be key=value")
+        labels[key] = val
+    body: dict[str, Any] = {"prompt": prompt, "repos": repos, "framework": framework, "labels": labels}
+    optional: dict[str, Any] = {"name": name, "displayName": display_name, "model": model, "timeout": timeout}
+    for key, value in optional.items():
+        if value is not None:
+            body[key] = value
+    created = call(server, lambda c: c.request("POST", f"/api/projects/{project}/agentic-sessions", json=body))
+    session_name = created["metadata"]["name"]
+    if not wait:
+        return emit_json(created) if as_json else typer.echo(f"session {session_name} created")
+    typer.echo(f"session {session_name} created; following its log", err=True)
+    _follow(server, project, session_name, as_json)
+
+
+def _follow(server: str, project: str, name: str, as_json: bool) -> None:
+    async def stream(client: Client) -> dict[str, Any]:
+        printer = LogPrinter(as_json)
+        async for env in client.events(project, name):
+            printer.show(env)
+        printer.close()
+        result: dict[str, Any] = await client.request("GET", f"/api/projects/{project}/agentic-sessions/{name}")
+        return result
+
+    session = call(server, stream)
+    phase = session["status"]["phase"]
+    if not as_json:
+        typer.echo(_summary(session), err=True)
+    raise typer.Exit(0 if phase == "Completed" else 1)
+
+
+def _summary(session: dict[str, Any]) -> str:
+    status = session["status"]
+    lines = [
+        f"session {session['metadata']['name']}: {status['phase']}"
+        + (f" ({status['message']})" if status.get("message") else "")
+    ]
+    for repo in status.get("repos", []):
+        stat = repo.get("diffstat") or {}
+        pushed = "pushed" if repo.get("pushed") else "not pushed"
+        lines.append(
+            f"  {repo['url']} {repo.get('branch', '')} {(repo.get('commitSha') or '')[:12]} {pushed}; "
+            f"{stat.get('filesChanged', 0)} files, +{stat.get('insertions', 0)} -{stat.get('deletions', 0)}"
+            + (f"; error: {repo['error']}" if repo.get("error") else "")
+        )
+    return "\n".join(lines)
+
+
+class LogPrinter:
+    """Render envelopes for a terminal: agent text as it streams, vTeam's moments as marked lines."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.midline = False
+
+    def show(self, env: dict[str, Any]) -> None:
+        if self.as_json:
+            typer.echo(json.dumps(env))
+            return
+        kind, data = env["type"], env.get("data", {})
+        value = data.get("value") or {}
+        if kind == "TEXT_MESSAGE_CONTENT":
+            delta = data.get("delta", "")
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+            self.midline = not delta.endswith("\n")
+            return
+        line = {
+            "vteam.phase": lambda: (
+                f"phase {value.get('phase')}" + (f": {value['message']}" if value.get("message") else "")
+            ),
+            "vteam.clone": lambda: (
+                f"cloned {value.get('url')} ({value.get('branch')} at {str(value.get('commit'))[:12]})"
+            ),
+            "vteam.branch": lambda: f"working on branch {value.get('branch')}",
+            "vteam.commit": lambda: f"committed {str(value.get('commit'))[:12]} {value.get('message', '')}",
+            "vteam.push": lambda: f"pushed {value.get('branch')} to {value.get('url')}",
+            "RUN_ERROR": lambda: f"error: {data.get('message')}",
+        }.get(kind)
+        if line is None:
+            return
+        if self.midline:
+            typer.echo()
+            self.midline = False
+        typer.echo(f"── {line()}")
+
+    def close(self) -> None:
+        if self.midline:
+            typer.echo()
+
+
+@session_app.command("list")
+def session_list(
+    project: ProjectOpt,
+    selector: Annotated[str | None, typer.Option("--selector", "-l", help="Label selector.")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a project's sessions."""
+    params = {"labelSelector": selector} if selector else {}
+    result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/agentic-sessions", params=params))
+    if as_json:
+        return emit_json(result["items"])
+    rows = [
+        [
+            s["metadata"]["name"],
+            s["status"]["phase"],
+            s["spec"]["framework"],
+            s["metadata"].get("creationTimestamp", ""),
+            (s["status"].get("message") or "").splitlines()[0][:60] if s["status"].get("message") else "",
+        ]
+        for s in result["items"]
+    ]
+    table(rows, ["NAME", "PHASE", "FRAMEWORK", "CREATED", "MESSAGE"])
+
+
+@session_app.command("get")
+def session_get(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Show one session."""
+    result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/agentic-sessions/{name}"))
+    emit_json(result) if as_json else typer.echo(_summary(result))
+
+
+@session_app.command("stop")
+def session_stop(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Stop a running session (its runner's process tree is killed)."""
+    call(server, lambda c: c.request("POST", f"/api/projects/{project}/agentic-sessions/{name}/stop"))
+    typer.echo(f"session {name} stopping")
+
+
+@session_app.command("delete")
+def session_delete(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Delete a session with its events and workspace."""
+    call(server, lambda c: c.request("DELETE", f"/api/projects/{project}/agentic-sessions/{name}"))
+    typer.echo(f"session {name} deleted")
+
+
+@session_app.command("logs")
+def session_logs(
+    name: str,
+    project: ProjectOpt,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming until the session ends.")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a session's events; with -f, follow the live stream and exit when the session ends."""
+    if follow:
+        _follow(server, project, name, as_json)
+        return
+
+    async def replay(client: Client) -> None:
+        printer = LogPrinter(as_json)
+        async for env in client.events(project, name, follow=False):
+            printer.show(env)
+        printer.close()
+
+    call(server, replay)
+
+
+def main() -> None:
+    app()

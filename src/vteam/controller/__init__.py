@@ -1,0 +1,20 @@
+"""Session life: reconcile decisions, phase transitions, executors and the embedded controller."""
+
+from vteam.controller.controller import Controller
+from vteam.controller.executor import Executor, Key, RunnerState
+from vteam.controller.local import LocalExecutor
+from vteam.controller.reconcile import Action, Decision, decide
+from vteam.controller.transitions import set_phase, utcnow
+
+__all__ = [
+    "Action",
+    "Controller",
+    "Decision",
+    "Executor",
+    "Key",
+    "LocalExecutor",
+    "RunnerState",
+    "decide",
+    "set_phase",
+    "utcnow",
+]

@@ -1,0 +1,205 @@
+"""The embedded controller: an asyncio service inside `vteam up` that applies reconcile decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from vteam.auth import RunnerTokens
+from vteam.controller.executor import Executor, Key
+from vteam.controller.reconcile import Action, Decision, decide
+from vteam.controller.transitions import set_phase, utcnow
+from vteam.errors import Conflict, Expired, InvalidTransition, NotFound
+from vteam.events import EventLog, Hub
+from vteam.resources import AgenticSession, Phase, status_patch
+from vteam.store import ResourceStore
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    """One worker drains a de-duplicated queue of session keys; watches, exits and timers feed it."""
+
+    def __init__(
+        self,
+        *,
+        store: ResourceStore,
+        events: EventLog,
+        hub: Hub,
+        tokens: RunnerTokens,
+        executor_factory: Callable[[Callable[[Key], None]], Executor],
+        server_url: Callable[[], str],
+        runner_env: dict[str, str],
+        max_running: int,
+        resync_seconds: float,
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._hub = hub
+        self._tokens = tokens
+        self._server_url = server_url
+        self._runner_env = runner_env
+        self._max_running = max_running
+        self._resync = resync_seconds
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.executor = executor_factory(self.enqueue)
+
+    def enqueue(self, key: Key) -> None:
+        if key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    async def start(self) -> None:
+        listing = await self._store.list(AgenticSession)
+        for session in sorted(listing.items, key=_created):
+            self.enqueue(session.key)
+        self._tasks = [
+            asyncio.create_task(self._work(), name="controller-work"),
+            asyncio.create_task(self._watch(listing.resource_version), name="controller-watch"),
+            asyncio.create_task(self._resync_loop(), name="controller-resync"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for timer in self._timers.values():
+            timer.cancel()
+        await self.executor.close()
+
+    async def _watch(self, resource_version: str) -> None:
+        while True:
+            try:
+                async for event in self._store.watch(AgenticSession, resource_version=resource_version):
+                    resource_version = event.object.metadata.resource_version or resource_version
+                    if event.type == "DELETED":
+                        await self._deleted(event.object)
+                    else:
+                        self.enqueue(event.object.key)
+            except Expired:
+                listing = await self._store.list(AgenticSession)
+                resource_version = listing.resource_version
+                for session in listing.items:
+                    self.enqueue(session.key)
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._resync)
+            await self._enqueue_all(lambda s: not s.phase.terminal)
+
+    async def _enqueue_all(self, want: Callable[[AgenticSession], bool]) -> None:
+        listing = await self._store.list(AgenticSession)
+        for session in sorted(listing.items, key=_created):
+            if want(session):
+                self.enqueue(session.key)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            try:
+                await self.reconcile(key)
+            except NotFound:
+                pass
+            except (Conflict, InvalidTransition):
+                self.enqueue(key)
+            except Exception:
+                log.exception("reconciling %s/%s failed; retrying in 1 s", *key)
+                self._later(key, 1.0)
+
+    def _later(self, key: Key, delay: float) -> None:
+        if (old := self._timers.pop(key, None)) is not None:
+            old.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self.enqueue, key)
+
+    async def reconcile(self, key: Key) -> None:
+        project, name = key
+        session = await self._store.get(AgenticSession, name, project)
+        runner = self.executor.observe(session)
+        capacity = self.executor.active() < self._max_running
+        decision = decide(session, runner, now=utcnow(), capacity=capacity)
+        await self._apply(session, decision)
+
+    async def _apply(self, session: AgenticSession, decision: Decision) -> None:
+        project, name = session.key
+        match decision.action:
+            case Action.START:
+                await self._start(session)
+            case Action.QUEUE:
+                if session.status.message != decision.message:
+                    await self._store.patch_status(
+                        AgenticSession,
+                        name,
+                        project,
+                        status_patch(message=decision.message),
+                        resource_version=session.metadata.resource_version,
+                    )
+            case Action.KILL:
+                self.executor.terminate(session.key)
+            case Action.FINISH:
+                assert decision.phase is not None
+                await set_phase(
+                    self._store, self._events, self._hub, project, name, decision.phase, message=decision.message
+                )
+                self.executor.release(session.key)
+                await self._enqueue_all(lambda s: s.phase == Phase.PENDING)
+            case Action.RELEASE:
+                self.executor.release(session.key)
+            case Action.NOTHING:
+                if decision.requeue_after is not None:
+                    self._later(session.key, decision.requeue_after + 0.05)
+
+    async def _start(self, session: AgenticSession) -> None:
+        project, name = session.key
+        uid = session.metadata.uid or ""
+        await set_phase(
+            self._store,
+            self._events,
+            self._hub,
+            project,
+            name,
+            Phase.CREATING,
+            message="starting runner",
+            start_time=utcnow(),
+            observed_generation=session.metadata.generation,
+        )
+        env = {
+            **self._runner_env,
+            "VTEAM_SERVER": self._server_url(),
+            "VTEAM_PROJECT": project,
+            "VTEAM_SESSION": name,
+            "VTEAM_SESSION_UID": uid,
+            "VTEAM_RUNNER_TOKEN": self._tokens.mint(project, name, uid),
+        }
+        try:
+            await self.executor.start(session, env)
+        except OSError as exc:
+            await set_phase(
+                self._store,
+                self._events,
+                self._hub,
+                project,
+                name,
+                Phase.FAILED,
+                message=f"runner did not start: {exc}",
+            )
+            return
+        self._later(session.key, session.spec.timeout + 0.05)
+
+    async def _deleted(self, session: AgenticSession) -> None:
+        if (timer := self._timers.pop(session.key, None)) is not None:
+            timer.cancel()
+        with contextlib.suppress(Exception):
+            await self.executor.remove(session)
+        with contextlib.suppress(Exception):
+            await self._events.delete(session.metadata.uid or "")
+
+
+def _created(session: AgenticSession) -> str:
+    ts = session.metadata.creation_timestamp
+    return ts.isoformat() if ts else ""

@@ -1,0 +1,51 @@
+"""The Executor interface: start, observe and stop the runner of a session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from vteam.resources import AgenticSession
+
+Key = tuple[str, str]
+OnExit = Callable[[Key], None]
+
+
+@dataclass(frozen=True)
+class RunnerState:
+    """What the executor knows of a session's runner: none, running, or exited with a reason."""
+
+    state: Literal["none", "running", "exited"]
+    exit_code: int | None = None
+    reason: str | None = None
+    log_tail: str = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.state == "running"
+
+
+NO_RUNNER = RunnerState("none")
+
+
+class Executor(Protocol):
+    def observe(self, session: AgenticSession) -> RunnerState: ...
+
+    async def start(self, session: AgenticSession, env: dict[str, str]) -> None: ...
+
+    def terminate(self, key: Key) -> None:
+        """Ask the runner to stop (SIGTERM, then SIGKILL after a grace period); returns at once."""
+        ...
+
+    def release(self, key: Key) -> None:
+        """Forget an exited runner once its end is recorded."""
+        ...
+
+    async def remove(self, session: AgenticSession) -> None:
+        """Kill what is left of a deleted session's runner and remove its workspace."""
+        ...
+
+    def active(self) -> int: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,218 @@
+"""LocalExecutor: one `vteam runner` process group and one workspace folder per session.
+
+Runners outlive a restart of `vteam up`: each writes a pid file, and a new server adopts a
+runner whose pid still names the same process, instead of declaring it lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vteam.controller.executor import NO_RUNNER, Key, OnExit, RunnerState
+from vteam.resources import AgenticSession
+
+log = logging.getLogger(__name__)
+
+PIDFILE = "runner.pid"
+EXITFILE = "runner.exit"
+LOGFILE = "runner.log"
+PASS_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+@dataclass
+class _Runner:
+    pid: int
+    workspace: Path
+    proc: asyncio.subprocess.Process | None = None
+    exit_code: int | None = None
+    exited: bool = False
+    waiter: asyncio.Task[None] | None = None
+    killer: asyncio.Task[None] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def workspace_for(root: Path, session: AgenticSession) -> Path:
+    project, name = session.key
+    return root / project / f"{name}-{(session.metadata.uid or '')[:8]}"
+
+
+class LocalExecutor:
+    def __init__(self, root: Path, *, grace: float, on_exit: OnExit, command: list[str] | None = None) -> None:
+        self._root = root
+        self._grace = grace
+        self._on_exit = on_exit
+        self._command = command or [sys.executable, "-m", "vteam.runner"]
+        self._runners: dict[Key, _Runner] = {}
+
+    def active(self) -> int:
+        return sum(1 for r in self._runners.values() if not r.exited)
+
+    def observe(self, session: AgenticSession) -> RunnerState:
+        runner = self._runners.get(session.key) or self._adopt(session)
+        if runner is None:
+            return NO_RUNNER
+        if not runner.exited:
+            return RunnerState("running")
+        return RunnerState(
+            "exited", exit_code=runner.exit_code, reason=_reason(runner.exit_code), log_tail=_tail(runner.workspace)
+        )
+
+    async def start(self, session: AgenticSession, env: dict[str, str]) -> None:
+        workspace = workspace_for(self._root, session)
+        (workspace / "home").mkdir(parents=True, exist_ok=True)
+        for stale in (PIDFILE, EXITFILE):
+            (workspace / stale).unlink(missing_ok=True)
+        full_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+        full_env.update(env)
+        full_env.update({"HOME": str(workspace / "home"), "VTEAM_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"})
+        with (workspace / LOGFILE).open("ab") as logfile:
+            proc = await asyncio.create_subprocess_exec(
+                *self._command,
+                cwd=workspace,
+                env=full_env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        runner = _Runner(pid=proc.pid, workspace=workspace, proc=proc)
+        _write_pidfile(workspace, proc.pid)
+        runner.waiter = asyncio.create_task(self._wait(session.key, runner), name=f"runner-wait-{proc.pid}")
+        self._runners[session.key] = runner
+        log.info("started runner pid %d for %s/%s", proc.pid, *session.key)
+
+    def _adopt(self, session: AgenticSession) -> _Runner | None:
+        workspace = workspace_for(self._root, session)
+        try:
+            info = json.loads((workspace / PIDFILE).read_text())
+        except (OSError, ValueError):
+            return None
+        pid = int(info.get("pid", 0))
+        if not pid or _start_ticks(pid) != info.get("start"):
+            return None
+        runner = _Runner(pid=pid, workspace=workspace)
+        runner.waiter = asyncio.create_task(self._poll(session.key, runner), name=f"runner-poll-{pid}")
+        self._runners[session.key] = runner
+        log.info("adopted running runner pid %d for %s/%s", pid, *session.key)
+        return runner
+
+    async def _wait(self, key: Key, runner: _Runner) -> None:
+        assert runner.proc is not None
+        code = await runner.proc.wait()
+        self._finish(key, runner, code)
+
+    async def _poll(self, key: Key, runner: _Runner) -> None:
+        while _alive(runner.pid):  # noqa: ASYNC110 - nothing signals the end of a process that is not our child
+            await asyncio.sleep(0.2)
+        code: int | None = None
+        with contextlib.suppress(OSError, ValueError):
+            code = int((runner.workspace / EXITFILE).read_text().strip())
+        self._finish(key, runner, code)
+
+    def _finish(self, key: Key, runner: _Runner, code: int | None) -> None:
+        runner.exit_code = code
+        runner.exited = True
+        runner.done.set()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(runner.pid, signal.SIGKILL)
+        (runner.workspace / PIDFILE).unlink(missing_ok=True)
+        log.info("runner pid %d for %s/%s %s", runner.pid, *key, _reason(code))
+        self._on_exit(key)
+
+    def terminate(self, key: Key) -> None:
+        runner = self._runners.get(key)
+        if runner is None or runner.exited or runner.killer is not None:
+            return
+        runner.killer = asyncio.create_task(self._kill(runner), name=f"runner-kill-{runner.pid}")
+
+    async def _kill(self, runner: _Runner) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(runner.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runner.done.wait(), self._grace)
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(runner.pid, signal.SIGKILL)
+
+    def release(self, key: Key) -> None:
+        runner = self._runners.get(key)
+        if runner is not None and runner.exited:
+            del self._runners[key]
+
+    async def remove(self, session: AgenticSession) -> None:
+        runner = self._runners.get(session.key)
+        if runner is not None and not runner.exited:
+            self.terminate(session.key)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runner.done.wait(), self._grace + 5)
+        self._runners.pop(session.key, None)
+        workspace = workspace_for(self._root, session)
+        await asyncio.to_thread(shutil.rmtree, workspace, True)
+
+    async def close(self) -> None:
+        """Leave runners running (a restarted server adopts them); stop watching them."""
+        tasks = [t for r in self._runners.values() for t in (r.waiter, r.killer) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._runners.clear()
+
+
+def _reason(code: int | None) -> str:
+    if code is None:
+        return "exited without reporting an exit status"
+    if code < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _tail(workspace: Path, lines: int = 20, limit: int = 4000) -> str:
+    try:
+        with open(workspace / LOGFILE, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _start_ticks(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    state = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        if state.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _write_pidfile(workspace: Path, pid: int) -> None:
+    tmp = workspace / (PIDFILE + ".tmp")
+    tmp.write_text(json.dumps({"pid": pid, "start": _start_ticks(pid)}))
+    tmp.replace(workspace / PIDFILE)

@@ -1,0 +1,82 @@
+"""The reconcile decision: from a session and what its executor reports, the next action.
+
+Pure and level-triggered: the same state gives the same decision, after any crash or restart.
+The Kubernetes operator calls this same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from vteam.controller.executor import RunnerState
+from vteam.resources import REPORTED, AgenticSession, Phase
+
+
+class Action(StrEnum):
+    NOTHING = "nothing"
+    START = "start"
+    QUEUE = "queue"
+    KILL = "kill"
+    FINISH = "finish"
+    RELEASE = "release"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    phase: Phase | None = None
+    message: str | None = None
+    requeue_after: float | None = None
+
+
+def deadline(session: AgenticSession) -> datetime | None:
+    start = session.status.start_time
+    return start + timedelta(seconds=session.spec.timeout) if start else None
+
+
+def decide(session: AgenticSession, runner: RunnerState, *, now: datetime, capacity: bool) -> Decision:
+    phase = session.status.phase
+    if phase.terminal:
+        return Decision(Action.KILL) if runner.alive else Decision(Action.RELEASE)
+    if phase == Phase.STOPPING:
+        if runner.alive:
+            return Decision(Action.KILL)
+        return Decision(Action.FINISH, Phase.STOPPED, session.status.message or "stopped on request")
+    if phase == Phase.PENDING:
+        if runner.alive:
+            return Decision(Action.NOTHING)
+        if not capacity:
+            return Decision(Action.QUEUE, message=QUEUED)
+        return Decision(Action.START)
+    due = deadline(session)
+    overdue = due is not None and now >= due
+    if runner.alive:
+        if overdue:
+            return Decision(Action.KILL)
+        wait = (due - now).total_seconds() if due else None
+        return Decision(Action.NOTHING, requeue_after=wait)
+    if runner.state == "exited" and runner.exit_code == 0:
+        return Decision(Action.FINISH, Phase.COMPLETED, session.status.message or "completed")
+    if overdue:
+        return Decision(Action.FINISH, Phase.TIMED_OUT, f"timed out after {session.spec.timeout} s")
+    if runner.state == "none":
+        return Decision(
+            Action.FINISH,
+            Phase.FAILED,
+            "runner is gone: vteam restarted while the session was running and its runner did not survive",
+        )
+    if _reported(session) and session.status.message:
+        return Decision(Action.FINISH, Phase.FAILED, session.status.message)
+    message = f"runner {runner.reason}"
+    if runner.log_tail:
+        message += "; last log lines:\n" + runner.log_tail
+    return Decision(Action.FINISH, Phase.FAILED, message)
+
+
+QUEUED = "queued: the most runners allowed at once are busy; this session starts when one finishes"
+
+
+def _reported(session: AgenticSession) -> bool:
+    return any(c.type == REPORTED and c.status == "True" for c in session.status.conditions)

@@ -1,0 +1,72 @@
+"""The one exception tree of vTeam; the API edge maps each type to an HTTP problem.
+
+VteamError
+├── NotFound            404: a resource or project does not exist (or is not visible)
+├── AlreadyExists       409: a resource with that name exists
+├── Conflict            409: a write raced another (stale resourceVersion)
+├── InvalidInput        422: a request is well-formed JSON but its content is wrong
+├── InvalidTransition   409: a phase change the phase rules forbid
+├── Unauthorized        401: no or bad credentials
+├── Forbidden           403: credentials are fine, the action is not allowed
+└── Expired             410: a watch asked for history that has been compacted
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VteamError(Exception):
+    """Base of every error vTeam raises on purpose."""
+
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(VteamError):
+    status = 404
+    title = "Not found"
+
+
+class AlreadyExists(VteamError):
+    status = 409
+    title = "Already exists"
+
+
+class Conflict(VteamError):
+    status = 409
+    title = "Conflict"
+
+
+class InvalidInput(VteamError):
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail, errors=errors or [])
+        self.errors = errors or []
+
+
+class InvalidTransition(VteamError):
+    status = 409
+    title = "Invalid phase transition"
+
+
+class Unauthorized(VteamError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(VteamError):
+    status = 403
+    title = "Forbidden"
+
+
+class Expired(VteamError):
+    status = 410
+    title = "Gone"

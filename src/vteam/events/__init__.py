@@ -1,0 +1,20 @@
+"""Events: the envelope and partials, the event log, the fan-out hub and replay-then-live readers."""
+
+from vteam.events.envelope import Envelope, Joiner, PartialError, now_ts, split
+from vteam.events.hub import Hub
+from vteam.events.log import EventLog
+from vteam.events.sqlite import SqliteEventLog
+from vteam.events.stream import follow, is_final
+
+__all__ = [
+    "Envelope",
+    "EventLog",
+    "Hub",
+    "Joiner",
+    "PartialError",
+    "SqliteEventLog",
+    "follow",
+    "is_final",
+    "now_ts",
+    "split",
+]

@@ -1,0 +1,61 @@
+"""AG-UI events as vTeam emits them, and vTeam's own `vteam.`-named custom events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ag_ui.core import (
+    BaseEvent,
+    CustomEvent,
+    RunErrorEvent,
+    RunFinishedEvent,
+    RunStartedEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+)
+
+PHASE = "vteam.phase"
+CLONE = "vteam.clone"
+BRANCH = "vteam.branch"
+COMMIT = "vteam.commit"
+PUSH = "vteam.push"
+LOG = "vteam.log"
+PULL_REQUEST = "vteam.pull_request"
+
+
+def dump(event: BaseEvent) -> dict[str, Any]:
+    return event.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def envelope_type(event: BaseEvent) -> str:
+    """Custom events travel under their own `vteam.` name; the rest under their AG-UI type."""
+    if isinstance(event, CustomEvent):
+        return event.name
+    return str(event.type.value)
+
+
+def custom(name: str, **value: Any) -> CustomEvent:
+    return CustomEvent(name=name, value=value)
+
+
+__all__ = [
+    "BRANCH",
+    "CLONE",
+    "COMMIT",
+    "LOG",
+    "PHASE",
+    "PULL_REQUEST",
+    "PUSH",
+    "BaseEvent",
+    "CustomEvent",
+    "RunErrorEvent",
+    "RunFinishedEvent",
+    "RunStartedEvent",
+    "TextMessageContentEvent",
+    "TextMessageEndEvent",
+    "TextMessageStartEvent",
+    "custom",
+    "dump",
+    "envelope_type",
+]

@@ -1,0 +1,48 @@
+"""Models for every kind of resource, their validation and the session phase rules."""
+
+from vteam.resources.meta import API_VERSION, GROUP, VERSION, CamelModel, ObjectMeta, Resource
+from vteam.resources.phases import TERMINAL, Phase, check_transition
+from vteam.resources.project import Project, ProjectSpec, ProjectStatus
+from vteam.resources.session import (
+    REPORTED,
+    AgenticSession,
+    Condition,
+    DiffStat,
+    FileStat,
+    RepoInput,
+    RepoOutput,
+    RepoStatus,
+    SessionRepo,
+    SessionResult,
+    SessionSpec,
+    SessionStatus,
+    status_patch,
+)
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "REPORTED",
+    "TERMINAL",
+    "VERSION",
+    "AgenticSession",
+    "CamelModel",
+    "Condition",
+    "DiffStat",
+    "FileStat",
+    "ObjectMeta",
+    "Phase",
+    "Project",
+    "ProjectSpec",
+    "ProjectStatus",
+    "RepoInput",
+    "RepoOutput",
+    "RepoStatus",
+    "Resource",
+    "SessionRepo",
+    "SessionResult",
+    "SessionSpec",
+    "SessionStatus",
+    "check_transition",
+    "status_patch",
+]

@@ -1,0 +1,196 @@
+"""AgenticSession: one run of an agent framework against one or more repositories."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from vteam.resources import validation
+from vteam.resources.meta import CamelModel, Resource
+from vteam.resources.phases import Phase
+
+REPORTED = "RunnerReported"
+"""Condition a runner sets with its final report, so a failure message is known to be its own."""
+
+MAX_TIMEOUT = 24 * 3600
+DEFAULT_TIMEOUT = 1800
+
+AgentStatus = Literal["working", "waiting_input", "idle"]
+Mode = Literal["interactive", "batch", "background"]
+
+
+class RepoInput(CamelModel):
+    url: str
+    branch: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        validation.check_repo_url(value)
+        return value
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str | None) -> str | None:
+        if value is not None:
+            validation.check_branch(value)
+        return value
+
+
+class RepoOutput(CamelModel):
+    url: str
+    target_branch: str | None = None
+    auto_commit: bool = True
+    create_pull_request: bool = False
+    allow_default_branch: bool = Field(
+        False, description="Allow pushing straight to the input's branch of the same repository."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        validation.check_repo_url(value)
+        return value
+
+    @field_validator("target_branch")
+    @classmethod
+    def _branch(cls, value: str | None) -> str | None:
+        if value is not None:
+            validation.check_branch(value)
+        return value
+
+
+class SessionRepo(CamelModel):
+    input: RepoInput
+    output: RepoOutput | None = None
+
+    def work_branch(self, session_name: str) -> str:
+        if self.output and self.output.target_branch:
+            return self.output.target_branch
+        return f"vteam/{session_name}"
+
+
+class SessionSpec(CamelModel):
+    prompt: str = Field(min_length=1, max_length=200_000)
+    display_name: str | None = Field(None, max_length=200)
+    repos: list[SessionRepo] = Field(default_factory=list, max_length=20)
+    main_repo_index: int = Field(0, ge=0)
+    framework: str = Field("script", min_length=1, max_length=63)
+    model: str | None = Field(None, max_length=200)
+    timeout: int = Field(DEFAULT_TIMEOUT, ge=1, le=MAX_TIMEOUT, description="Seconds, at most 24 h.")
+    interactive: bool = False
+    mode: Mode = "batch"
+    environment: dict[str, str] = Field(default_factory=dict)
+    parent_session: str | None = None
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            validation.check_env_name(name)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionSpec:
+        if self.repos and self.main_repo_index >= len(self.repos):
+            raise ValueError(
+                f"mainRepoIndex {self.main_repo_index} is out of range: "
+                f"there {'is' if len(self.repos) == 1 else 'are'} {len(self.repos)} "
+                f"repo{'' if len(self.repos) == 1 else 's'} (indexes start at 0)"
+            )
+        if not self.repos and self.main_repo_index:
+            raise ValueError("mainRepoIndex must be 0 when the session has no repos")
+        if self.interactive and "mode" not in self.model_fields_set:
+            self.mode = "interactive"
+        if self.interactive != (self.mode == "interactive"):
+            raise ValueError("interactive: true goes with mode 'interactive', and only with it")
+        for index, repo in enumerate(self.repos):
+            out = repo.output
+            if out is None or out.allow_default_branch or out.target_branch is None:
+                continue
+            same_repo = out.url.rstrip("/") == repo.input.url.rstrip("/")
+            if same_repo and out.target_branch == repo.input.branch:
+                raise ValueError(
+                    f"repos[{index}].output.targetBranch {out.target_branch!r} is the input branch "
+                    "of the same repository; pick a work branch, or set allowDefaultBranch: true "
+                    "to push there on purpose"
+                )
+        return self
+
+
+class Condition(CamelModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: datetime | None = None
+
+
+class SessionResult(CamelModel):
+    text: str | None = None
+    turns: int | None = None
+    usage: dict[str, float] = Field(default_factory=dict)
+    cost_usd: float | None = None
+
+
+class FileStat(CamelModel):
+    path: str
+    insertions: int
+    deletions: int
+
+
+class DiffStat(CamelModel):
+    files_changed: int = 0
+    insertions: int = 0
+    deletions: int = 0
+    files: list[FileStat] = Field(default_factory=list)
+
+
+class RepoStatus(CamelModel):
+    url: str
+    branch: str | None = None
+    pushed: bool = False
+    commit_sha: str | None = None
+    diffstat: DiffStat | None = None
+    pull_request_url: str | None = None
+    error: str | None = None
+
+
+class SessionStatus(CamelModel):
+    phase: Phase = Phase.PENDING
+    conditions: list[Condition] = Field(default_factory=list)
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    message: str | None = None
+    agent_status: AgentStatus | None = None
+    result: SessionResult | None = None
+    repos: list[RepoStatus] = Field(default_factory=list)
+    observed_generation: int | None = None
+
+
+class AgenticSession(Resource):
+    KIND: ClassVar[str] = "AgenticSession"
+
+    kind: Literal["AgenticSession"] = "AgenticSession"
+    spec: SessionSpec
+    status: SessionStatus = Field(default_factory=SessionStatus)
+
+    @property
+    def phase(self) -> Phase:
+        return self.status.phase
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.metadata.namespace or "", self.metadata.name)
+
+
+def status_patch(**fields: Any) -> dict[str, Any]:
+    """A status fragment in wire form, checked against SessionStatus, for `ResourceStore.patch_status`."""
+    checked = SessionStatus.model_validate(fields)
+    return {
+        key: value
+        for key, value in checked.model_dump(mode="json", by_alias=True).items()
+        if key in {SessionStatus.model_fields[name].alias for name in fields}
+    }

@@ -1,0 +1,140 @@
+"""Checks shared by every resource: names, labels, repository URLs and git branch names.
+
+Each check returns nothing and raises ValueError with a sentence a person can act on,
+so pydantic validators and the CLI can use them alike.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+:(?!//)[^\s]+$")
+BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+URL_SCHEMES = ("http", "https", "ssh", "git", "file")
+
+
+def check_name(value: str, what: str = "name") -> None:
+    """A DNS-1123 label: how Kubernetes names namespaces and most objects."""
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > 63:
+        raise ValueError(f"{what} {value!r} is longer than 63 characters")
+    if not DNS1123_LABEL.match(value):
+        raise ValueError(
+            f"{what} {value!r} must consist of lower-case letters, digits and '-', "
+            "and start and end with a letter or digit (DNS-1123 label)"
+        )
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    for key, value in labels.items():
+        prefix, _, name = key.rpartition("/")
+        if prefix:
+            for part in prefix.split("."):
+                check_name(part, f"label prefix of {key!r}")
+        if not name or len(name) > 63 or not LABEL_NAME.match(name):
+            raise ValueError(
+                f"label key {key!r} must be 1-63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit, with an optional DNS prefix and '/'"
+            )
+        if value and (len(value) > 63 or not LABEL_NAME.match(value)):
+            raise ValueError(
+                f"label value {value!r} of {key!r} must be empty or 1-63 letters, digits, "
+                "'-', '_' or '.', starting and ending with a letter or digit"
+            )
+
+
+def check_repo_url(url: str) -> None:
+    """Accept what `git clone` accepts safely: absolute paths, file://, http(s), ssh, git, scp-like."""
+    if not url or url != url.strip():
+        raise ValueError("repository URL must not be empty or have surrounding spaces")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in url):
+        raise ValueError("repository URL must not contain control characters")
+    if url.startswith("-"):
+        raise ValueError(f"repository URL {url!r} must not start with '-'")
+    if url.startswith("/"):
+        return
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.scheme not in URL_SCHEMES:
+            raise ValueError(
+                f"repository URL {url!r} uses scheme {parts.scheme!r}; "
+                f"use one of {', '.join(URL_SCHEMES)}, an absolute path or user@host:path"
+            )
+        if parts.scheme == "file":
+            if not parts.path.startswith("/"):
+                raise ValueError(f"file URL {url!r} needs an absolute path (file:///path/to/repo)")
+            return
+        if not parts.hostname:
+            raise ValueError(f"repository URL {url!r} has no host")
+        if parts.path in ("", "/"):
+            raise ValueError(f"repository URL {url!r} has no repository path")
+        if parts.password:
+            raise ValueError("repository URL must not carry a password or token; give credentials as a secret instead")
+        return
+    if "::" in url:
+        raise ValueError(f"repository URL {url!r} names a git remote helper, which is not allowed")
+    if SCP_LIKE.match(url):
+        return
+    raise ValueError(
+        f"repository URL {url!r} is not a URL vTeam can clone: use an absolute path, "
+        "file://, http(s)://, ssh://, git:// or user@host:path"
+    )
+
+
+def check_branch(name: str) -> None:
+    """git check-ref-format rules for a branch name (refs/heads/<name>)."""
+    problem = _branch_problem(name)
+    if problem:
+        raise ValueError(f"branch name {name!r} is not valid: {problem}")
+
+
+def _branch_problem(name: str) -> str | None:
+    if not name:
+        return "it is empty"
+    if name.startswith("-"):
+        return "it starts with '-'"
+    if name == "@":
+        return "'@' alone is not a branch name"
+    if BAD_REF_CHARS.search(name):
+        return "it contains a space, control character or one of ~ ^ : ? * [ \\"
+    if ".." in name:
+        return "it contains '..'"
+    if "@{" in name:
+        return "it contains '@{'"
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        return "it has an empty path component ('/' at the start, end or twice)"
+    if name.endswith("."):
+        return "it ends with '.'"
+    for part in name.split("/"):
+        if part.startswith("."):
+            return f"component {part!r} starts with '.'"
+        if part.endswith(".lock"):
+            return f"component {part!r} ends with '.lock'"
+    return None
+
+
+def check_env_name(name: str) -> None:
+    if not ENV_NAME.match(name):
+        raise ValueError(f"environment variable name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
+    if name.startswith("VTEAM_") or name in {"GIT_ASKPASS", "HOME", "PATH"}:
+        raise ValueError(f"environment variable {name!r} is reserved for vTeam's runner")
+
+
+def split_repo_arg(value: str) -> tuple[str, str | None]:
+    """Split the CLI's `URL[@branch]` while leaving `user@host:path` and `https://user@host/x` whole."""
+    head, sep, tail = value.rpartition("@")
+    if not sep or not head or ":" in tail:
+        return value, None
+    try:
+        check_repo_url(head)
+        check_branch(tail)
+    except ValueError:
+        return value, None
+    if head.endswith("://") or re.match(r"^[a-z]+://[^/]*$", head):
+        return value, None
+    return head, tail

@@ -1,0 +1,3 @@
+from vteam.runner.main import main
+
+main()

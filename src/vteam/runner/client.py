@@ -1,0 +1,64 @@
+"""The runner's HTTP client for its own session's endpoints, patient across server restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from vteam.resources import AgenticSession
+from vteam.runner.config import RunnerConfig
+from vteam.runner.redact import Redactor
+
+
+class RunnerApiError(Exception):
+    """The API refused a runner request (not a network failure)."""
+
+
+class RunnerApi:
+    def __init__(self, config: RunnerConfig, redactor: Redactor) -> None:
+        self._config = config
+        self._redactor = redactor
+        self._http = httpx.AsyncClient(
+            base_url=config.server,
+            headers={"Authorization": f"Bearer {config.token}"},
+            timeout=httpx.Timeout(30.0, connect=5.0),
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def get_session(self) -> AgenticSession:
+        response = await self._request("GET", self._config.session_path)
+        return AgenticSession.model_validate(response.json())
+
+    async def report(self, **status: Any) -> None:
+        """Post a status report (agentStatus, message, result, repos, final) for this session."""
+        await self._request("POST", self._config.session_path + "/runner/status", json=self._redactor.data(status))
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        deadline = time.monotonic() + self._config.reconnect_seconds
+        delay = 0.2
+        while True:
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if response.status_code >= 500 and time.monotonic() < deadline:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if response.is_error:
+                detail = (
+                    response.json().get("detail")
+                    if response.headers.get("content-type", "").endswith("json")
+                    else response.text
+                )
+                raise RunnerApiError(f"{method} {path}: {response.status_code} {detail}")
+            return response

@@ -1,0 +1,125 @@
+"""`vteam runner`: run one session's framework in its workspace and stream everything to the API.
+
+`main` is a plain function with its imports done at module load, so a warm parent can fork it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from ag_ui.core import RunErrorEvent, RunFinishedEvent, RunStartedEvent
+
+from vteam import logs
+from vteam.agents import TurnContext, registry
+from vteam.resources import REPORTED, AgenticSession
+from vteam.runner import workspace
+from vteam.runner.client import RunnerApi
+from vteam.runner.config import RunnerConfig
+from vteam.runner.git import Git
+from vteam.runner.redact import Redactor
+from vteam.runner.stream import EventStream
+
+log = logging.getLogger("vteam.runner")
+
+EXIT_FILE = "runner.exit"
+
+
+def main() -> None:
+    config = RunnerConfig.from_env()
+    logs.configure("INFO")
+    code = asyncio.run(run(config))
+    with contextlib.suppress(OSError):
+        (config.workspace / EXIT_FILE).write_text(str(code))
+    sys.exit(code)
+
+
+async def run(config: RunnerConfig) -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    redactor = Redactor(config.secrets)
+    api = RunnerApi(config, redactor)
+    ws_url = "ws" + config.server.removeprefix("http") + config.session_path + "/runner/ws"
+    stream = EventStream(ws_url, config.token, redactor, reconnect_seconds=config.reconnect_seconds)
+    stream.start()
+    try:
+        return await _run_session(config, api, stream, redactor)
+    except asyncio.CancelledError:
+        log.info("stopped by signal")
+        await stream.flush(timeout=1.0)
+        return 143
+    finally:
+        await stream.close()
+        await api.close()
+
+
+async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream, redactor: Redactor) -> int:
+    session = await api.get_session()
+    await api.report(phase="Running", agentStatus="working")
+    run_ids = {"thread_id": session.name, "run_id": session.metadata.uid or session.name}
+    await stream.emit(RunStartedEvent(**run_ids))
+    try:
+        outcome = await _work(config, session, stream)
+    except Exception as exc:
+        message = redactor.text(
+            f"{type(exc).__name__}: {exc}" if not isinstance(exc, workspace.WorkspaceError) else str(exc)
+        )
+        log.error("session failed: %s", message)
+        await stream.emit(RunErrorEvent(message=message))
+        await stream.flush()
+        await api.report(final=True, agentStatus="idle", message=message, conditions=_reported())
+        return 1
+    result, statuses, ok, message = outcome
+    if ok:
+        await stream.emit(RunFinishedEvent(**run_ids, result={"text": (result.text or "")[-2000:]}))
+    else:
+        await stream.emit(RunErrorEvent(message=message))
+    delivered = await stream.flush()
+    await api.report(
+        final=True,
+        agentStatus="idle",
+        message=message,
+        result={"text": result.text, "turns": result.turns, "usage": result.usage, "costUsd": result.cost_usd},
+        repos=[s.wire() for s in statuses],
+        conditions=_reported(),
+    )
+    if not delivered:
+        log.error("not every event was acknowledged by the server")
+        return 1
+    return 0 if ok else 1
+
+
+async def _work(config: RunnerConfig, session: AgenticSession, stream: EventStream) -> tuple:  # type: ignore[type-arg]
+    git = Git.for_workspace(
+        config.workspace, token=config.git_token, username=config.git_username, redactor=Redactor(config.secrets)
+    )
+    repos = await workspace.prepare(session, config.workspace, git, stream.emit)
+    main_repo = repos[session.spec.main_repo_index].path if repos else config.workspace
+    adapter = registry.get(session.spec.framework)()
+    context = TurnContext(
+        session=session.name,
+        prompt=session.spec.prompt,
+        workdir=main_repo,
+        home=config.workspace / "home",
+        model=session.spec.model,
+        environment=session.spec.environment,
+    )
+    result = await adapter.run_turn(context, stream.emit)
+    statuses = await workspace.publish(
+        session, repos, git, stream.emit, author=(config.author_name, config.author_email), push=result.success
+    )
+    errors = [f"repos[{i}]: {s.error}" for i, s in enumerate(statuses) if s.error]
+    if not result.success:
+        return result, statuses, False, result.error or "the agent failed"
+    if errors:
+        return result, statuses, False, "; ".join(errors)
+    pushed = sum(s.pushed for s in statuses)
+    return result, statuses, True, f"completed; pushed {pushed} of {len(statuses)} repos" if statuses else "completed"
+
+
+def _reported() -> list[dict[str, str]]:
+    return [{"type": REPORTED, "status": "True", "reason": "RunnerFinished"}]

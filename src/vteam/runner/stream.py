@@ -1,0 +1,146 @@
+"""The runner's one WebSocket to the API: events out with runner-assigned seqs, acks back.
+
+Events stay queued until acknowledged; after a reconnect the server says the last seq it holds
+and the runner resends everything after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+
+from ag_ui.core import BaseEvent
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from vteam.events import Envelope, now_ts, split
+from vteam.events.agui import dump, envelope_type
+from vteam.runner.redact import Redactor
+
+log = logging.getLogger(__name__)
+
+
+class StreamClosed(Exception):
+    """The server could not be reached for longer than the reconnect window, or refused the runner."""
+
+
+class EventStream:
+    def __init__(self, url: str, token: str, redactor: Redactor, *, reconnect_seconds: float = 300) -> None:
+        self._url = url
+        self._token = token
+        self._redactor = redactor
+        self._reconnect_seconds = reconnect_seconds
+        self._seq = 0
+        self._acked = 0
+        self._pending: deque[Envelope] = deque()
+        self._new = asyncio.Event()
+        self._acked_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    @property
+    def acked(self) -> int:
+        return self._acked
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-stream")
+
+    async def emit(self, event: BaseEvent) -> None:
+        if self._error is not None:
+            raise StreamClosed(str(self._error))
+        self._seq += 1
+        data = self._redactor.data(dump(event))
+        self._pending.append(Envelope(seq=self._seq, ts=now_ts(), type=envelope_type(event), data=data))
+        self._new.set()
+
+    async def flush(self, timeout: float = 60.0) -> bool:  # noqa: ASYNC109 - a bound, not a cancel scope
+        """Wait until every emitted event is acknowledged; False if that did not happen in time."""
+        deadline = time.monotonic() + timeout
+        while self._acked < self._seq:
+            if self._error is not None:
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._acked_event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked_event.wait(), remaining)
+        return True
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        delay = 0.1
+        down_since: float | None = None
+        while True:
+            try:
+                async with connect(
+                    self._url,
+                    additional_headers={"Authorization": f"Bearer {self._token}"},
+                    max_size=None,
+                    open_timeout=10,
+                    ping_interval=20,
+                ) as ws:
+                    down_since, delay = None, 0.1
+                    await self._session(ws)
+            except InvalidStatus as exc:
+                if exc.response.status_code in (401, 403, 404):
+                    self._error = exc
+                    self._acked_event.set()
+                    log.error("server refused the event stream: %s", exc.response.status_code)
+                    return
+            except (OSError, WebSocketException, TimeoutError) as exc:
+                log.warning("event stream interrupted: %s", type(exc).__name__)
+            now = time.monotonic()
+            down_since = down_since or now
+            if now - down_since > self._reconnect_seconds:
+                self._error = StreamClosed("could not reach the server to deliver events")
+                self._acked_event.set()
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 3.0)
+
+    async def _session(self, ws: ClientConnection) -> None:
+        hello = json.loads(await ws.recv())
+        self._ack(int(hello.get("lastSeq", 0)))
+        sender = asyncio.create_task(self._send(ws))
+        try:
+            async for raw in ws:
+                message = json.loads(raw)
+                if "ack" in message:
+                    self._ack(int(message["ack"]))
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketException, OSError):
+                await sender
+
+    async def _send(self, ws: ClientConnection) -> None:
+        sent = self._acked
+        while True:
+            batch = [env for env in self._pending if env.seq > sent]
+            for env in batch:
+                for frame in split(env):
+                    await ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+                sent = env.seq
+            self._new.clear()
+            if not any(env.seq > sent for env in self._pending):
+                await self._new.wait()
+
+    def _ack(self, seq: int) -> None:
+        if seq > self._acked:
+            self._acked = seq
+        while self._pending and self._pending[0].seq <= self._acked:
+            self._pending.popleft()
+        self._acked_event.set()

@@ -1,0 +1,59 @@
+"""One settings object for the whole platform, read from `VTEAM_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of `vteam up`; tests build their own instance instead of touching the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="VTEAM_", extra="ignore")
+
+    home: Path = Field(Path(".vteam"), description="Folder for the database, workspaces and keys.")
+    host: str = Field("127.0.0.1", description="Address `vteam up` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `vteam up` listens on (0 picks a free one).")
+    public_url: str | None = Field(None, description="URL runners use to reach the API; defaults to http://host:port.")
+    max_running_sessions: int = Field(
+        4, ge=1, description="Sessions whose runners may run at once; the rest stay Pending, queued."
+    )
+    stop_grace_seconds: float = Field(
+        2.0, ge=0, le=30, description="Seconds a runner gets after SIGTERM before SIGKILL."
+    )
+    resync_seconds: float = Field(
+        15.0, gt=0, description="How often the controller re-examines every session as a safety net."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="SQLite `synchronous` pragma: FULL survives power loss, NORMAL only crashes."
+    )
+    git_author_name: str = Field("vTeam", description="Author name of the runner's commits.")
+    git_author_email: str = Field("vteam@localhost", description="Author e-mail of the runner's commits.")
+    git_token: SecretStr | None = Field(
+        None, description="Token runners give git over HTTPS (through GIT_ASKPASS, never in URLs)."
+    )
+    git_username: str = Field("x-access-token", description="User name paired with `git_token`.")
+    log_format: Literal["text", "json"] = Field("text", description="`json` for structured logs.")
+    log_level: str = Field("INFO", description="Root log level.")
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "vteam.db"
+
+    @property
+    def workspaces(self) -> Path:
+        return self.home / "workspaces"
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / "secret.key"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once; tests pass their own `Settings` instead."""
+    return Settings()
