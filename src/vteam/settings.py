@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     max_running_sessions: int = Field(
         4, ge=1, description="Sessions whose runners may run at once; the rest stay Pending, queued."
     )
+    runner_command: list[str] | None = Field(
+        None, description="Command that starts a runner (JSON list); default: this Python's `-m vteam.runner`."
+    )
     stop_grace_seconds: float = Field(
         2.0, ge=0, le=30, description="Seconds a runner gets after SIGTERM before SIGKILL."
     )

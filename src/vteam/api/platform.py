@@ -47,7 +47,10 @@ class Platform:
             hub=hub,
             tokens=tokens,
             executor_factory=lambda on_exit: LocalExecutor(
-                settings.workspaces, grace=settings.stop_grace_seconds, on_exit=on_exit
+                settings.workspaces,
+                grace=settings.stop_grace_seconds,
+                on_exit=on_exit,
+                command=settings.runner_command,
             ),
             server_url=lambda: platform.server_url,
             runner_env=runner_env,

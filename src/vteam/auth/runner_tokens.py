@@ -40,7 +40,8 @@ class RunnerTokens:
         except ValueError as exc:
             raise Unauthorized("runner token is malformed") from exc
         expected = hmac.new(self._key, subject, hashlib.sha256).digest()
-        if not hmac.compare_digest(mac, expected):
+        canonical = _b64(subject) == subject_part and _b64(mac) == mac_part
+        if not hmac.compare_digest(mac, expected) or not canonical:
             raise Unauthorized("runner token is not valid")
         project, session, uid = subject.decode().split("/")
         return RunnerClaim(project=project, session=session, uid=uid)

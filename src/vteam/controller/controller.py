@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from vteam.auth import RunnerTokens
 from vteam.controller.executor import Executor, Key
@@ -47,7 +48,13 @@ class Controller:
         self._queued: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self.executor = executor_factory(self.enqueue)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def enqueue(self, key: Key) -> None:
         if key not in self._queued:
@@ -68,6 +75,7 @@ class Controller:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
         for timer in self._timers.values():
             timer.cancel()
         await self.executor.close()
@@ -78,7 +86,7 @@ class Controller:
                 async for event in self._store.watch(AgenticSession, resource_version=resource_version):
                     resource_version = event.object.metadata.resource_version or resource_version
                     if event.type == "DELETED":
-                        await self._deleted(event.object)
+                        self._spawn(self._deleted(event.object))
                     else:
                         self.enqueue(event.object.key)
             except Expired:

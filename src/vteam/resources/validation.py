@@ -60,21 +60,23 @@ def check_repo_url(url: str) -> None:
         return
     if "://" in url:
         parts = urlsplit(url)
+        if parts.password:
+            raise ValueError("repository URL must not carry a password or token; give credentials as a secret instead")
         if parts.scheme not in URL_SCHEMES:
             raise ValueError(
                 f"repository URL {url!r} uses scheme {parts.scheme!r}; "
                 f"use one of {', '.join(URL_SCHEMES)}, an absolute path or user@host:path"
             )
         if parts.scheme == "file":
-            if not parts.path.startswith("/"):
+            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
                 raise ValueError(f"file URL {url!r} needs an absolute path (file:///path/to/repo)")
             return
         if not parts.hostname:
             raise ValueError(f"repository URL {url!r} has no host")
+        if parts.hostname.startswith("-"):
+            raise ValueError(f"repository URL {url!r} has a host starting with '-'")
         if parts.path in ("", "/"):
             raise ValueError(f"repository URL {url!r} has no repository path")
-        if parts.password:
-            raise ValueError("repository URL must not carry a password or token; give credentials as a secret instead")
         return
     if "::" in url:
         raise ValueError(f"repository URL {url!r} names a git remote helper, which is not allowed")
@@ -98,8 +100,8 @@ def _branch_problem(name: str) -> str | None:
         return "it is empty"
     if name.startswith("-"):
         return "it starts with '-'"
-    if name == "@":
-        return "'@' alone is not a branch name"
+    if name in ("@", "HEAD"):
+        return f"{name!r} names the current commit, not a branch"
     if BAD_REF_CHARS.search(name):
         return "it contains a space, control character or one of ~ ^ : ? * [ \\"
     if ".." in name:

@@ -10,12 +10,13 @@ import contextlib
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 
 from ag_ui.core import RunErrorEvent, RunFinishedEvent, RunStartedEvent
 
 from vteam import logs
-from vteam.agents import TurnContext, registry
-from vteam.resources import REPORTED, AgenticSession
+from vteam.agents import AgentResult, TurnContext, registry
+from vteam.resources import REPORTED, AgenticSession, RepoStatus
 from vteam.runner import workspace
 from vteam.runner.client import RunnerApi
 from vteam.runner.config import RunnerConfig
@@ -26,6 +27,14 @@ from vteam.runner.stream import EventStream
 log = logging.getLogger("vteam.runner")
 
 EXIT_FILE = "runner.exit"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: AgentResult
+    repos: list[RepoStatus]
+    ok: bool
+    message: str
 
 
 def main() -> None:
@@ -73,7 +82,7 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
         await stream.flush()
         await api.report(final=True, agentStatus="idle", message=message, conditions=_reported())
         return 1
-    result, statuses, ok, message = outcome
+    result, statuses, ok, message = outcome.result, outcome.repos, outcome.ok, outcome.message
     if ok:
         await stream.emit(RunFinishedEvent(**run_ids, result={"text": (result.text or "")[-2000:]}))
     else:
@@ -93,7 +102,7 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
     return 0 if ok else 1
 
 
-async def _work(config: RunnerConfig, session: AgenticSession, stream: EventStream) -> tuple:  # type: ignore[type-arg]
+async def _work(config: RunnerConfig, session: AgenticSession, stream: EventStream) -> Outcome:
     git = Git.for_workspace(
         config.workspace, token=config.git_token, username=config.git_username, redactor=Redactor(config.secrets)
     )
@@ -114,11 +123,12 @@ async def _work(config: RunnerConfig, session: AgenticSession, stream: EventStre
     )
     errors = [f"repos[{i}]: {s.error}" for i, s in enumerate(statuses) if s.error]
     if not result.success:
-        return result, statuses, False, result.error or "the agent failed"
+        return Outcome(result, statuses, False, result.error or "the agent failed")
     if errors:
-        return result, statuses, False, "; ".join(errors)
+        return Outcome(result, statuses, False, "; ".join(errors))
     pushed = sum(s.pushed for s in statuses)
-    return result, statuses, True, f"completed; pushed {pushed} of {len(statuses)} repos" if statuses else "completed"
+    message = f"completed; pushed {pushed} of {len(statuses)} repos" if statuses else "completed"
+    return Outcome(result, statuses, True, message)
 
 
 def _reported() -> list[dict[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 MASK = "***"
@@ -14,13 +13,22 @@ class Redactor:
 
     def text(self, value: str) -> str:
         for secret in self._secrets:
-            value = value.replace(secret, MASK)
+            if secret in value:
+                value = value.replace(secret, MASK)
         return value
 
     def data(self, value: Any) -> Any:
+        """Redact every string in a JSON-like value (keys too); a value with no secret comes back as is."""
         if not self._secrets:
             return value
-        raw = json.dumps(value, ensure_ascii=False)
-        if not any(secret in raw for secret in self._secrets):
-            return value
-        return json.loads(self.text(raw))
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            items = [(self.data(k), self.data(v)) for k, v in value.items()]
+            if all(nk is k and nv is v for (nk, nv), (k, v) in zip(items, value.items(), strict=True)):
+                return value
+            return dict(items)
+        if isinstance(value, list | tuple):
+            new = [self.data(v) for v in value]
+            return value if all(n is o for n, o in zip(new, value, strict=True)) else new
+        return value

@@ -40,6 +40,8 @@ def _split(selector: str) -> list[str]:
 
 def _requirement(part: str) -> Requirement:
     if match := _SET.match(part):
+        if match.group(1):
+            raise InvalidInput(f"label selector part {part.strip()!r} negates a set; use 'key notin (...)' instead")
         key, op = match.group(2), match.group(3)
         values = {v.strip() for v in match.group(4).split(",") if v.strip()}
         if op == "in":

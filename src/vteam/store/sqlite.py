@@ -39,8 +39,9 @@ def _describe(kind: type[Resource], name: str, namespace: str) -> str:
 class SqliteStore:
     """Writers hold the database's write lock; watchers wake on an in-process tick."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, keep_changes: int = KEEP_CHANGES) -> None:
         self._db = db
+        self._keep = keep_changes
         self._tick = asyncio.Event()
         self._writes = 0
 
@@ -60,8 +61,8 @@ class SqliteStore:
     ) -> None:
         await conn.execute(insert(changes).values(rv=rv, kind=kind, namespace=ns, name=name, type=typ, body=body))
         self._writes += 1
-        if self._writes % 1000 == 0:
-            await conn.execute(delete(changes).where(changes.c.rv <= rv - KEEP_CHANGES))
+        if self._writes % max(1, min(1000, self._keep // 2)) == 0:
+            await conn.execute(delete(changes).where(changes.c.rv <= rv - self._keep))
 
     async def _row(self, conn: AsyncConnection, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         row = (

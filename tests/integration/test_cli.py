@@ -1,0 +1,123 @@
+"""The `vteam` CLI against a real server: the quickstart path, JSON output, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.git import show
+from tests.support.server import Server
+
+
+def vteam(server: Server | str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    url = server if isinstance(server, str) else server.url
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
+    env["VTEAM_SERVER"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "vteam", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_quickstart_flow(server: Server, repo: Path) -> None:
+    assert vteam(server, "project", "create", "cli-demo").returncode == 0
+    listed = vteam(server, "project", "list", "--json")
+    assert "cli-demo" in [p["metadata"]["name"] for p in json.loads(listed.stdout)]
+    run = vteam(
+        server,
+        "session",
+        "create",
+        "--project",
+        "cli-demo",
+        "--name",
+        "first",
+        "--repo",
+        f"{repo}@main",
+        "--output",
+        f"{repo}@vteam/first",
+        "--prompt",
+        "echo 'hello from vteam' >> README.md && cat README.md",
+        "--wait",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "hello from vteam" in run.stdout
+    assert "── pushed vteam/first" in run.stdout
+    assert "── phase Completed" in run.stdout
+    assert "session first: Completed" in run.stderr
+    assert show(repo, "vteam/first", "README.md") == "hello\nhello from vteam\n"
+
+    logs = vteam(server, "session", "logs", "first", "-p", "cli-demo")
+    assert logs.returncode == 0
+    assert logs.stdout == run.stdout, "replayed logs read as the live ones did"
+    as_json = vteam(server, "session", "logs", "first", "-p", "cli-demo", "--json")
+    envelopes = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [e["seq"] for e in envelopes] == list(range(1, len(envelopes) + 1))
+
+    table = vteam(server, "session", "list", "-p", "cli-demo")
+    assert table.stdout.splitlines()[0].split() == ["NAME", "PHASE", "FRAMEWORK", "CREATED", "MESSAGE"]
+    assert "Completed" in table.stdout
+    got = json.loads(vteam(server, "session", "get", "first", "-p", "cli-demo", "--json").stdout)
+    assert got["status"]["repos"][0]["pushed"] is True
+    assert vteam(server, "session", "delete", "first", "-p", "cli-demo").returncode == 0
+    assert vteam(server, "project", "delete", "cli-demo").returncode == 0
+
+
+def test_failed_session_exits_non_zero(server: Server) -> None:
+    vteam(server, "project", "create", "cli-fail")
+    run = vteam(server, "session", "create", "-p", "cli-fail", "--prompt", "echo nope; exit 4", "--wait")
+    assert run.returncode == 1
+    assert "script exited with status 4" in run.stderr
+
+
+def test_follow_and_stop(server: Server) -> None:
+    vteam(server, "project", "create", "cli-stop")
+    vteam(server, "session", "create", "-p", "cli-stop", "--name", "long", "--prompt", "echo up; sleep 600")
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "vteam", "session", "logs", "long", "-p", "cli-stop", "-f", "--server", server.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stopped = vteam(server, "session", "stop", "long", "-p", "cli-stop")
+    assert stopped.returncode == 0
+    out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 1, "following a stopped session ends non-zero"
+    assert "── phase Stopped" in out
+    assert "session long: Stopped" in err
+
+
+def test_errors_are_one_line_with_non_zero_exit(server: Server, tmp_path: Path) -> None:
+    missing = vteam(server, "session", "get", "ghost", "-p", "no-such-project")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().count("\n") == 0
+    assert missing.stderr.startswith("error: ")
+    assert "not found" in missing.stderr
+
+    bad = vteam(server, "session", "create", "-p", "x", "--repo", "ftp://h/r", "--prompt", "true")
+    assert bad.returncode == 1
+    assert bad.stderr.count("\n") == 1
+
+    unreachable = vteam("http://127.0.0.1:9", "project", "list")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("error: cannot reach vTeam at http://127.0.0.1:9")
+    assert "Traceback" not in unreachable.stderr
+
+    labels = vteam(server, "session", "create", "-p", "x", "--prompt", "true", "--label", "novalue")
+    assert labels.returncode == 1
+    assert "key=value" in labels.stderr
+
+
+def test_up_reports_a_busy_port(server: Server, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "vteam", "up", "--port", str(server.port), "--home", str(tmp_path / "h")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"error: cannot listen on 127.0.0.1:{server.port}" in result.stderr

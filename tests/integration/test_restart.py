@@ -1,0 +1,84 @@
+"""Restarting `vteam up` mid-session: queued sessions start, lost runners fail, live runners are adopted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.api import create_session, get_session, phases_of, read_events, text_of, wait_phase
+from tests.support.server import Server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _runner_pid(home: Path, project: str, name: str) -> int:
+    [workspace] = list((home / "workspaces" / project).glob(f"{name}-*"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            return int(json.loads((workspace / "runner.pid").read_text())["pid"])
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    raise AssertionError("runner pid file never appeared")
+
+
+def test_restart_fails_lost_runners_and_starts_queued_sessions(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    server = Server(home, env={"VTEAM_MAX_RUNNING_SESSIONS": "1"}).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            api.post("/api/projects", json={"name": "r"})
+            create_session(api, "r", name="long", prompt="echo started; sleep 600")
+            wait_phase(api, "r", "long", "Running")
+            create_session(api, "r", name="queued", prompt="echo queued-ran")
+            time.sleep(0.3)
+            assert get_session(api, "r", "queued")["status"]["phase"] == "Pending"
+            pid = _runner_pid(home, "r", "long")
+        server.stop(signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            lost = wait_phase(api, "r", "long", timeout=15)
+            assert lost["status"]["phase"] == "Failed"
+            assert "restarted" in lost["status"]["message"]
+            assert "runner is gone" in lost["status"]["message"]
+            ran = wait_phase(api, "r", "queued", timeout=20)
+            assert ran["status"]["phase"] == "Completed"
+            assert text_of(read_events(api, "r", "queued")) == "queued-ran\n"
+            assert phases_of(read_events(api, "r", "long"))[-1] == "Failed"
+    finally:
+        server.stop()
+
+
+def test_runner_survives_restart_and_is_adopted(tmp_path: Path) -> None:
+    """The runner keeps working while the server is down, reconnects, and resends what was not acked."""
+    home = tmp_path / "home"
+    server = Server(home, port=_free_port()).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            api.post("/api/projects", json={"name": "a"})
+            create_session(api, "a", name="survivor", prompt="echo before; sleep 3; echo after")
+            wait_phase(api, "a", "survivor", "Running")
+            time.sleep(0.5)
+        server.stop(signal.SIGKILL)
+        time.sleep(1)
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            done = wait_phase(api, "a", "survivor", timeout=30)
+            assert done["status"]["phase"] == "Completed", done["status"]
+            events = read_events(api, "a", "survivor")
+            assert text_of(events) == "before\nafter\n"
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+            assert phases_of(events) == ["Creating", "Running", "Completed"]
+    finally:
+        server.stop()

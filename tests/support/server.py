@@ -1,0 +1,60 @@
+"""A real `vteam up` in a subprocess on a free port, with its own home, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+UP_LINE = re.compile(r"vTeam is up on (http://\S+)")
+
+
+class Server:
+    def __init__(self, home: Path, *, env: dict[str, str] | None = None, port: int = 0) -> None:
+        self.home = home
+        self.env = env or {}
+        self.port = port
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = home.parent / f"{home.name}-server.log"
+
+    def start(self, timeout: float = 30.0) -> Server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
+        env.update({"VTEAM_HOME": str(self.home), "VTEAM_RESYNC_SECONDS": "2", **self.env})
+        log = self.log_path.open("ab")
+        start = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vteam", "up", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()[start:].decode(errors="replace")
+            if (match := UP_LINE.search(text)) and "Application startup complete" in text:
+                self.url = match.group(1)
+                self.port = int(self.url.rsplit(":", 1)[1])
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"vteam up exited with {self.proc.returncode}:\n{text}")
+            time.sleep(0.05)
+        raise RuntimeError("vteam up did not start in time:\n" + self.log_path.read_text(errors="replace"))
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
