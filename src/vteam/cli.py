@@ -91,8 +91,15 @@ def up(
     local_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
     url = f"http://{local_host}:{bound_port}" if ":" not in local_host else f"http://[{local_host}]:{bound_port}"
     application = create_app(settings, server_url=settings.public_url or url)
-    config = uvicorn.Config(application, log_config=None, access_log=False, ws_max_size=64 * 1024 * 1024)
+    config = uvicorn.Config(
+        application, log_config=None, access_log=False, ws_max_size=64 * 1024 * 1024, timeout_graceful_shutdown=3
+    )
     server = uvicorn.Server(config)
+    if local_host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: listening on {settings.host} with no sign-in yet: anyone who reaches this port controls vTeam",
+            err=True,
+        )
     typer.echo(f"vTeam is up on {url}  (data in {settings.home}; Ctrl-C to stop)", err=True)
     asyncio.run(server.serve(sockets=[sock]))
 

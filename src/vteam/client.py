@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -49,23 +51,36 @@ class Client:
         return response.json()
 
     async def events(
-        self, project: str, name: str, *, after: int = 0, follow: bool = True
+        self, project: str, name: str, *, after: int = 0, follow: bool = True, reconnect_seconds: float = 60.0
     ) -> AsyncIterator[dict[str, Any]]:
-        """Envelopes from the session's SSE stream, replay first; ends when the session ends."""
+        """Envelopes from the session's SSE stream, replay first; ends when the session ends.
+
+        A dropped connection is resumed after the last seq received, for up to `reconnect_seconds`.
+        """
         path = f"/api/projects/{project}/agentic-sessions/{name}/events"
-        params: dict[str, str | int] = {"after": after, "follow": str(follow).lower()}
-        try:
-            async with self._http.stream(
-                "GET", path, params=params, timeout=httpx.Timeout(30.0, read=None)
-            ) as response:
-                if response.is_error:
-                    await response.aread()
-                    raise ApiError(response.status_code, _detail(response))
-                async for line in response.aiter_lines():
-                    if line.startswith("data:"):
-                        yield json.loads(line[5:].strip())
-        except httpx.TransportError as exc:
-            raise Unreachable(f"lost the connection to vTeam at {self.server} ({type(exc).__name__})") from exc
+        last, delay, down_since = after, 0.2, 0.0
+        while True:
+            params: dict[str, str | int] = {"after": last, "follow": str(follow).lower()}
+            try:
+                timeout = httpx.Timeout(30.0, read=None)
+                async with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                    if response.is_error:
+                        await response.aread()
+                        raise ApiError(response.status_code, _detail(response))
+                    down_since, delay = 0.0, 0.2
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:"):
+                            envelope = json.loads(line[5:].strip())
+                            last = int(envelope["seq"])
+                            yield envelope
+                return
+            except httpx.TransportError as exc:
+                now = time.monotonic()
+                down_since = down_since or now
+                if not follow or now - down_since > reconnect_seconds:
+                    raise Unreachable(f"lost the connection to vTeam at {self.server} ({type(exc).__name__})") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -32,14 +32,16 @@ class Settings(BaseSettings):
         15.0, gt=0, description="How often the controller re-examines every session as a safety net."
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
-        "FULL", description="SQLite `synchronous` pragma: FULL survives power loss, NORMAL only crashes."
+        "FULL",
+        description="SQLite `synchronous` pragma: FULL keeps acknowledged events through a power loss, "
+        "NORMAL through a process crash only.",
     )
     git_author_name: str = Field("vTeam", description="Author name of the runner's commits.")
     git_author_email: str = Field("vteam@localhost", description="Author e-mail of the runner's commits.")
     git_token: SecretStr | None = Field(
         None, description="Token runners give git over HTTPS (through GIT_ASKPASS, never in URLs)."
     )
-    git_username: str = Field("x-access-token", description="User name paired with `git_token`.")
+    git_username: str = Field("x-access-token", description="User name paired with `VTEAM_GIT_TOKEN`.")
     log_format: Literal["text", "json"] = Field("text", description="`json` for structured logs.")
     log_level: str = Field("INFO", description="Root log level.")
 

@@ -18,7 +18,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("vteam") / "home"
     srv = Server(home, env={"VTEAM_MAX_RUNNING_SESSIONS": "8"}).start()
     yield srv
-    srv.stop()
+    srv.close()
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def test_http_clone_and_push_through_askpass_without_leaking_the_token(tmp_path:
                 events = read_events(api, "h", "viahttp")
                 responses = [api.get("/api/projects/h/agentic-sessions/viahttp").text, str(created), str(events)]
         finally:
-            server.stop()
+            server.close()
         assert show(bare, "vteam/viahttp", "PUSHED") == "pushed\n"
         assert any("git-receive-pack" in r for r in git_http.requests), "the push went over HTTP"
     assert "token=[]" in str(events), "the agent's environment does not hold the git token"
@@ -65,7 +65,7 @@ def test_bad_token_fails_with_a_readable_message(tmp_path: Path) -> None:
                 )
                 done = wait_phase(api, "h", "denied", timeout=30)
         finally:
-            server.stop()
+            server.close()
     assert done["status"]["phase"] == "Failed"
     assert "repos[0]" in done["status"]["message"]
     assert "git clone failed" in done["status"]["message"]

@@ -57,7 +57,7 @@ def test_restart_fails_lost_runners_and_starts_queued_sessions(tmp_path: Path) -
             assert text_of(read_events(api, "r", "queued")) == "queued-ran\n"
             assert phases_of(read_events(api, "r", "long"))[-1] == "Failed"
     finally:
-        server.stop()
+        server.close()
 
 
 def test_runner_survives_restart_and_is_adopted(tmp_path: Path) -> None:
@@ -81,4 +81,4 @@ def test_runner_survives_restart_and_is_adopted(tmp_path: Path) -> None:
             assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
             assert phases_of(events) == ["Creating", "Running", "Completed"]
     finally:
-        server.stop()
+        server.close()

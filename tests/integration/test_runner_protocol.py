@@ -24,7 +24,7 @@ def idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     home = tmp_path_factory.mktemp("proto") / "home"
     server = Server(home, env={"VTEAM_RUNNER_COMMAND": '["sleep", "600"]'}).start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture

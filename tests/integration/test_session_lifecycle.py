@@ -238,4 +238,4 @@ def test_queue_holds_sessions_beyond_the_limit(tmp_path: Path) -> None:
             assert wait_phase(api, "q", "second", timeout=20)["status"]["phase"] == "Completed"
             assert get_session(api, "q", "first")["status"]["phase"] == "Completed"
     finally:
-        server.stop()
+        server.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -55,6 +57,13 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+    def close(self) -> None:
+        """Stop the server and the runners it leaves behind (they outlive it by design)."""
+        self.stop()
+        for pidfile in self.home.glob("workspaces/*/*/runner.pid"):
+            with contextlib.suppress(OSError, ValueError, ProcessLookupError, PermissionError):
+                os.killpg(int(json.loads(pidfile.read_text())["pid"]), signal.SIGKILL)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

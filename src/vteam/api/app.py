@@ -12,6 +12,8 @@ from vteam.api import health, problems, projects, runner, runner_types, sessions
 from vteam.api.platform import Platform
 from vteam.settings import Settings
 
+ROUTERS = (health.router, projects.router, sessions.router, streams.router, runner.router, runner_types.router)
+
 
 def create_app(settings: Settings, *, server_url: str | None = None) -> FastAPI:
     """`server_url` is where runners reach this API; `vteam up` knows it once its socket is bound."""
@@ -37,6 +39,6 @@ def create_app(settings: Settings, *, server_url: str | None = None) -> FastAPI:
         redoc_url=None,
     )
     problems.install(app)
-    for module in (health, projects, sessions, streams, runner, runner_types):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -97,7 +97,7 @@ class LocalExecutor:
         except (OSError, ValueError):
             return None
         pid = int(info.get("pid", 0))
-        if not pid or _start_ticks(pid) != info.get("start"):
+        if not pid or _start_ticks(pid) != info.get("start") or not _alive(pid):
             return None
         runner = _Runner(pid=pid, workspace=workspace)
         runner.waiter = asyncio.create_task(self._poll(session.key, runner), name=f"runner-poll-{pid}")

@@ -33,18 +33,22 @@ async def follow(
             for env in page:
                 last = env.seq
                 yield env
+                if is_final(env):
+                    return
             if len(page) < PAGE:
                 break
         while live:
             try:
                 env = await asyncio.wait_for(queue.get(), timeout=idle_check)
             except TimeoutError:
-                if await finished():
-                    for env in await log.read(session_uid, after=last, limit=PAGE):
-                        last = env.seq
-                        yield env
-                    if not await log.read(session_uid, after=last, limit=1):
+                done = await finished()
+                for env in await log.read(session_uid, after=last, limit=PAGE):
+                    last = env.seq
+                    yield env
+                    if is_final(env):
                         return
+                if done and not await log.read(session_uid, after=last, limit=1):
+                    return
                 continue
             if env.seq <= last:
                 continue

@@ -237,17 +237,14 @@ class SqliteStore:
     async def watch(
         self, kind: type[R], namespace: str | None = None, *, resource_version: str | None = None
     ) -> AsyncIterator[WatchEvent[R]]:
-        async with self._db.read() as conn:
-            oldest, newest = (await conn.execute(select(func.min(changes.c.rv), func.max(changes.c.rv)))).one()
         if resource_version is None:
-            after = int(newest or 0)
+            async with self._db.read() as conn:
+                after = int((await conn.execute(select(func.max(changes.c.rv)))).scalar() or 0)
         else:
             try:
                 after = int(resource_version)
             except ValueError as exc:
                 raise InvalidInput(f"resourceVersion {resource_version!r} is not a number") from exc
-            if oldest is not None and after < int(oldest) - 1:
-                raise Expired(f"resourceVersion {after} is too old; list again and watch from its version")
         while True:
             tick = self._tick
             query = (
@@ -259,6 +256,9 @@ class SqliteStore:
             if namespace is not None and kind.NAMESPACED:
                 query = query.where(changes.c.namespace == namespace)
             async with self._db.read() as conn:
+                oldest = (await conn.execute(select(func.min(changes.c.rv)))).scalar()
+                if oldest is not None and after < int(oldest) - 1:
+                    raise Expired(f"resourceVersion {after} is too old; list again and watch from its version")
                 rows = (await conn.execute(query)).all()
             for rv, typ, body in rows:
                 after = rv
