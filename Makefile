@@ -6,18 +6,30 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck unit bench setup clean
+.PHONY: run test lint typecheck bench setup system clean
+
+# Debian packages the platform needs at run time (git) or to build the venv; installed when missing.
+SYSTEM_NEEDS := git
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(MAKE) --no-print-directory system
+	$(PYTHON) -m venv $(VENV) || { $(APT) python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install vTeam with its test tools
-	@command -v git >/dev/null || (echo "git is required: apt-get install git" >&2; exit 1)
+APT = $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$@"' apt
+
+system: ## install missing system packages (git) with apt-get
+	@missing=""; for tool in $(SYSTEM_NEEDS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		command -v apt-get >/dev/null || { echo "please install:$$missing" >&2; exit 1; }; \
+		$(APT) $$missing; \
+	fi
+
+setup: system $(STAMP) ## create .venv and install vTeam with its test tools
 
 run: setup ## start the platform on http://$(HOST):$(PORT)
 	$(BIN)/vteam up --host $(HOST) --port $(PORT)

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     runner_command: list[str] | None = Field(
         None, description="Command that starts a runner (JSON list); default: this Python's `-m vteam.runner`."
     )
+    runner_prefork: bool = Field(
+        True, description="Fork runners from a warm process (fast start); false starts each as a new process."
+    )
     stop_grace_seconds: float = Field(
         2.0, ge=0, le=30, description="Seconds a runner gets after SIGTERM before SIGKILL."
     )

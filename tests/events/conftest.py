@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from vteam.db import Database, open_database
-from vteam.events import Hub, SqliteEventLog
+from vteam.events import Hub
+from vteam.events.sqlite import SqliteEventLog
 
 
 @pytest.fixture

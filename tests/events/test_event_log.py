@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.events.envelopes import runner_event, runner_events
-from vteam.events import Envelope, SqliteEventLog
+from vteam.events import Envelope
+from vteam.events.sqlite import SqliteEventLog
 
 UID = "11111111-1111-1111-1111-111111111111"
 OTHER = "22222222-2222-2222-2222-222222222222"

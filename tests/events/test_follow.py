@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from tests.events.envelopes import runner_event, runner_events
-from vteam.events import Envelope, Hub, SqliteEventLog, follow
+from vteam.events import Envelope, Hub, follow
 from vteam.events import hub as hub_module
 from vteam.events import stream as stream_module
+from vteam.events.sqlite import SqliteEventLog
 
 PHASE = "vteam.phase"
 FINAL = {"value": {"phase": "Completed", "final": True}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from tests.support.api import (
     text_of,
     wait_phase,
 )
-from tests.support.git import branches, rev, show
+from tests.support.git import bare_repo, branches, rev, show
 from tests.support.server import Server
 
 
@@ -144,17 +145,19 @@ def _runner_pids(server: Server, project: str, name: str) -> list[int]:
     deadline = time.monotonic() + 10
     while not pidfile.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    import json
-
     return [json.loads(pidfile.read_text())["pid"]]
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """True while any process of the group still runs; zombies awaiting their reaper do not count."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def test_stop_kills_the_process_tree_within_five_seconds(api: httpx.Client, project: str, server: Server) -> None:
@@ -237,5 +240,31 @@ def test_queue_holds_sessions_beyond_the_limit(tmp_path: Path) -> None:
             assert "queued" in queued["status"]["message"]
             assert wait_phase(api, "q", "second", timeout=20)["status"]["phase"] == "Completed"
             assert get_session(api, "q", "first")["status"]["phase"] == "Completed"
+    finally:
+        server.close()
+
+
+def test_runners_started_as_new_processes_work_the_same(tmp_path: Path) -> None:
+    """With prefork off each runner is a fresh process: it still completes, and still reports a SIGKILL."""
+    repo = bare_repo(tmp_path)
+    server = Server(tmp_path / "home", env={"VTEAM_RUNNER_PREFORK": "false"}).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            api.post("/api/projects", json={"name": "exec"})
+            body = {
+                "prompt": "echo exec >> README.md",
+                "repos": [{"input": {"url": str(repo)}, "output": {"url": str(repo)}}],
+            }
+            create_session(api, "exec", name="fresh", **body)
+            assert wait_phase(api, "exec", "fresh")["status"]["phase"] == "Completed"
+            assert show(repo, "vteam/fresh", "README.md") == "hello\nexec\n"
+            create_session(api, "exec", name="killed", prompt="sleep 600")
+            wait_phase(api, "exec", "killed", "Running")
+            [pid] = _runner_pids(server, "exec", "killed")
+            os.kill(pid, signal.SIGKILL)
+            done = wait_phase(api, "exec", "killed", timeout=10)
+            assert "killed by signal SIGKILL" in done["status"]["message"]
+        assert "forked runner" not in server.log()
+        assert "started runner" in server.log()
     finally:
         server.close()

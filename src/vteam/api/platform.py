@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from vteam.auth import Authenticator, LocalAuthenticator, RunnerTokens, load_or_create
 from vteam.controller import Controller, LocalExecutor
 from vteam.db import Database, open_database
-from vteam.events import EventLog, Hub, SqliteEventLog
+from vteam.events import EventLog, Hub
+from vteam.events.sqlite import SqliteEventLog
 from vteam.settings import Settings
 from vteam.store import ResourceStore, SqliteStore
 
@@ -51,6 +52,7 @@ class Platform:
                 grace=settings.stop_grace_seconds,
                 on_exit=on_exit,
                 command=settings.runner_command,
+                prefork=settings.runner_prefork,
             ),
             server_url=lambda: platform.server_url,
             runner_env=runner_env,

@@ -62,6 +62,7 @@ class Controller:
             self._queue.put_nowait(key)
 
     async def start(self) -> None:
+        await self.executor.prepare()
         listing = await self._store.list(AgenticSession)
         for session in sorted(listing.items, key=_created):
             self.enqueue(session.key)

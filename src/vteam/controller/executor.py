@@ -30,6 +30,10 @@ NO_RUNNER = RunnerState("none")
 
 
 class Executor(Protocol):
+    async def prepare(self) -> None:
+        """Get ready to start runners quickly (warm processes, pools); failures are not fatal."""
+        ...
+
     def observe(self, session: AgenticSession) -> RunnerState: ...
 
     async def start(self, session: AgenticSession, env: dict[str, str]) -> None: ...

@@ -1,7 +1,8 @@
 """LocalExecutor: one `vteam runner` process group and one workspace folder per session.
 
-Runners outlive a restart of `vteam up`: each writes a pid file, and a new server adopts a
-runner whose pid still names the same process, instead of declaring it lost.
+Runners are forked from a warm zygote when possible (see `vteam.runner.zygote`), else started
+as a fresh process. Runners outlive a restart of `vteam up`: each has a pid file, and a new
+server adopts a runner whose pid still names the same process, instead of declaring it lost.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vteam.controller.executor import NO_RUNNER, Key, OnExit, RunnerState
+from vteam.controller.prefork import Prefork, PreforkError
 from vteam.resources import AgenticSession
 
 log = logging.getLogger(__name__)
@@ -46,12 +48,23 @@ def workspace_for(root: Path, session: AgenticSession) -> Path:
 
 
 class LocalExecutor:
-    def __init__(self, root: Path, *, grace: float, on_exit: OnExit, command: list[str] | None = None) -> None:
+    def __init__(
+        self, root: Path, *, grace: float, on_exit: OnExit, command: list[str] | None = None, prefork: bool = True
+    ) -> None:
         self._root = root
         self._grace = grace
         self._on_exit = on_exit
         self._command = command or [sys.executable, "-m", "vteam.runner"]
         self._runners: dict[Key, _Runner] = {}
+        base_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+        self._prefork = Prefork(base_env) if prefork and command is None else None
+
+    async def prepare(self) -> None:
+        if self._prefork is not None:
+            try:
+                await self._prefork.warm()
+            except PreforkError as exc:
+                log.warning("%s; runners will start as new processes until it does", exc)
 
     def active(self) -> int:
         return sum(1 for r in self._runners.values() if not r.exited)
@@ -74,6 +87,18 @@ class LocalExecutor:
         full_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
         full_env.update(env)
         full_env.update({"HOME": str(workspace / "home"), "VTEAM_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"})
+        if self._prefork is not None:
+            try:
+                pid = await self._prefork.spawn(env=full_env, cwd=workspace, log_path=workspace / LOGFILE)
+            except PreforkError as exc:
+                log.warning("%s; starting the runner as a new process", exc)
+            else:
+                runner = _Runner(pid=pid, workspace=workspace)
+                _write_pidfile(workspace, pid)
+                runner.waiter = asyncio.create_task(self._poll(session.key, runner), name=f"runner-watch-{pid}")
+                self._runners[session.key] = runner
+                log.info("forked runner pid %d for %s/%s", pid, *session.key)
+                return
         with (workspace / LOGFILE).open("ab") as logfile:
             proc = await asyncio.create_subprocess_exec(
                 *self._command,
@@ -111,11 +136,14 @@ class LocalExecutor:
         self._finish(key, runner, code)
 
     async def _poll(self, key: Key, runner: _Runner) -> None:
-        while _alive(runner.pid):  # noqa: ASYNC110 - nothing signals the end of a process that is not our child
-            await asyncio.sleep(0.2)
+        """Wait for a runner that is not our child; its exit status comes from its exit file."""
+        await _wait_for_exit(runner.pid)
         code: int | None = None
-        with contextlib.suppress(OSError, ValueError):
-            code = int((runner.workspace / EXITFILE).read_text().strip())
+        for _ in range(50):
+            with contextlib.suppress(OSError, ValueError):
+                code = int((runner.workspace / EXITFILE).read_text().strip())
+                break
+            await asyncio.sleep(0.01)
         self._finish(key, runner, code)
 
     def _finish(self, key: Key, runner: _Runner, code: int | None) -> None:
@@ -165,6 +193,8 @@ class LocalExecutor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._runners.clear()
+        if self._prefork is not None:
+            await self._prefork.close()
 
 
 def _reason(code: int | None) -> str:
@@ -188,6 +218,30 @@ def _tail(workspace: Path, lines: int = 20, limit: int = 4000) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+async def _wait_for_exit(pid: int) -> None:
+    """A pidfd becomes readable when the process ends; poll where the kernel has none."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        while _alive(pid):  # noqa: ASYNC110 - no pidfd here, and nothing else signals a non-child's end
+            await asyncio.sleep(0.1)
+        return
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def _readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(fd, _readable)
+    try:
+        if _alive(pid):
+            await ended
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _start_ticks(pid: int) -> str | None:

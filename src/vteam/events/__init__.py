@@ -1,9 +1,12 @@
-"""Events: the envelope and partials, the event log, the fan-out hub and replay-then-live readers."""
+"""Events: the envelope and partials, the event log, the fan-out hub and replay-then-live readers.
+
+Backends are imported from their modules (`vteam.events.sqlite`), so the runner, which only
+builds envelopes, does not load a database driver.
+"""
 
 from vteam.events.envelope import Envelope, Joiner, PartialError, now_ts, split
 from vteam.events.hub import Hub
 from vteam.events.log import EventLog
-from vteam.events.sqlite import SqliteEventLog
 from vteam.events.stream import follow, is_final
 
 __all__ = [
@@ -12,7 +15,6 @@ __all__ = [
     "Hub",
     "Joiner",
     "PartialError",
-    "SqliteEventLog",
     "follow",
     "is_final",
     "now_ts",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -43,7 +44,11 @@ def main() -> None:
     code = asyncio.run(run(config))
     with contextlib.suppress(OSError):
         (config.workspace / EXIT_FILE).write_text(str(code))
-    sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is reported and flushed; skipping interpreter teardown saves ~300 ms per session.
+    os._exit(code)
 
 
 async def run(config: RunnerConfig) -> int:

@@ -1,0 +1,116 @@
+"""A warm parent for runners: imports everything once, then forks a runner per request.
+
+A fresh `python -m vteam.runner` spends most of a session's start in interpreter start-up
+and imports; a fork of this process starts in milliseconds and shares its memory copy-on-write.
+The zygote is single-threaded and runs no event loop, so forking it is safe.
+
+Protocol on its Unix socket, one JSON line each way:
+  → {"env": {...}, "cwd": "/workspace", "log": "/workspace/runner.log"}
+  ← {"pid": 1234}
+A child that dies from a signal gets its exit status written to `runner.exit` in its cwd, as
+the runner itself does when it exits normally, so the executor learns how every runner ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+
+from vteam.runner import main as runner
+
+EXIT_FILE = runner.EXIT_FILE
+
+_children: dict[int, Path] = {}
+
+
+def _reap(_signum: int, _frame: FrameType | None) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        cwd = _children.pop(pid, None)
+        if cwd is not None and os.WIFSIGNALED(status):
+            with contextlib.suppress(OSError):
+                exit_file = cwd / EXIT_FILE
+                if not exit_file.exists():
+                    exit_file.write_text(str(-os.WTERMSIG(status)))
+
+
+def _spawn(request: dict[str, object], listener: socket.socket, conn: socket.socket) -> int:
+    env = {str(k): str(v) for k, v in dict(request["env"]).items()}  # type: ignore[call-overload]
+    cwd = Path(str(request["cwd"]))
+    log_path = str(request["log"])
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    pid = os.fork()
+    if pid:
+        _children[pid] = cwd
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        return pid
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        os.setsid()
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        listener.close()
+        conn.close()
+        os.chdir(cwd)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null_fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null_fd, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        os.close(null_fd)
+        os.environ.clear()
+        os.environ.update(env)
+        runner.main()
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+    os._exit(70)
+
+
+def serve(path: str) -> None:
+    signal.signal(signal.SIGCHLD, _reap)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    listener.bind(path)
+    os.chmod(path, 0o600)
+    listener.listen(64)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    parent = os.getppid()
+    listener.settimeout(1.0)
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            if os.getppid() != parent:
+                return
+            continue
+        except InterruptedError:
+            continue
+        with conn:
+            conn.settimeout(10)
+            try:
+                line = conn.makefile("rb").readline()
+                pid = _spawn(json.loads(line), listener, conn)
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                with contextlib.suppress(OSError):
+                    conn.sendall(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])
