@@ -129,11 +129,14 @@ def tail(log: Path, lines: int = 30) -> str:
 
 
 def children(server: Server) -> list[int]:
-    """Live child processes of the server: its runners (each runner's own children are grandchildren)."""
-    found = []
+    """Live runner processes: children of the server, or of its runner zygote, but not the zygote itself."""
+    procs: dict[int, tuple[int, str]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError):
+        with contextlib.suppress(OSError, IndexError, ValueError):
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if fields[1] == str(server.process.pid) and fields[0] != "Z":
-                found.append(int(stat.parent.name))
-    return found
+            if fields[0] != "Z":
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                procs[int(stat.parent.name)] = (int(fields[1]), cmdline)
+    server_pid = server.process.pid
+    zygotes = {pid for pid, (ppid, cmd) in procs.items() if ppid == server_pid and "vteam.runner.zygote" in cmd}
+    return [pid for pid, (ppid, _) in procs.items() if (ppid == server_pid and pid not in zygotes) or ppid in zygotes]

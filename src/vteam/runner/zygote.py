@@ -13,17 +13,23 @@ the runner itself does when it exits normally, so the executor learns how every 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from pathlib import Path
 from types import FrameType
 
+import httpx
+from websockets.asyncio.client import connect
+
 from vteam.runner import main as runner
+from vteam.runner.client import TLS
 
 EXIT_FILE = runner.EXIT_FILE
 
@@ -80,7 +86,27 @@ def _spawn(request: dict[str, object], listener: socket.socket, conn: socket.soc
     os._exit(70)
 
 
+def _warm() -> None:
+    """Load what httpx and websockets import lazily on first use, so forked runners need not."""
+
+    async def attempt() -> None:
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+            async with httpx.AsyncClient(verify=TLS, timeout=2) as client:
+                with contextlib.suppress(httpx.TransportError):
+                    await client.get(f"http://127.0.0.1:{port}/")
+            with contextlib.suppress(OSError, TimeoutError):
+                async with connect(f"ws://127.0.0.1:{port}/", open_timeout=2):
+                    pass
+
+    asyncio.run(attempt())
+    if threading.active_count() != 1:
+        raise RuntimeError("the runner zygote must be single-threaded before it forks")
+
+
 def serve(path: str) -> None:
+    _warm()
     signal.signal(signal.SIGCHLD, _reap)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with contextlib.suppress(FileNotFoundError):
