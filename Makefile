@@ -8,8 +8,10 @@ PORT ?= 8080
 
 .PHONY: run test lint typecheck bench setup system clean
 
-# Debian packages the platform needs at run time (git) or to build the venv; installed when missing.
+# Debian packages the platform needs at run time (git); installed when missing.
 SYSTEM_NEEDS := git
+# ... and what the tests need beside: an ssh server for ssh remotes (package openssh-server).
+TEST_NEEDS := git ssh sshd
 
 $(BIN)/python:
 	@$(MAKE) --no-print-directory system
@@ -20,10 +22,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+PACKAGE_OF = sed -e 's/^sshd$$/openssh-server/' -e 's/^ssh$$/openssh-client/'
 APT = $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$@"' apt
 
-system: ## install missing system packages (git) with apt-get
-	@missing=""; for tool in $(SYSTEM_NEEDS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+system: ## install missing system packages with apt-get
+	@missing=""; for tool in $(SYSTEM_NEEDS); do command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$(echo $$tool | $(PACKAGE_OF))"; done; \
 	if [ -n "$$missing" ]; then \
 		command -v apt-get >/dev/null || { echo "please install:$$missing" >&2; exit 1; }; \
 		$(APT) $$missing; \
@@ -43,6 +46,7 @@ typecheck: setup
 	$(BIN)/mypy src
 
 test: lint typecheck ## lint, type-check, then every test
+	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="$(TEST_NEEDS)"
 	$(BIN)/python -m pytest
 
 bench: setup ## measure API, event and start latency; writes bench/results.json

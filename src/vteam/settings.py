@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     git_token: SecretStr | None = Field(
         None, description="Token runners give git over HTTPS (through GIT_ASKPASS, never in URLs)."
     )
+    git_ssh_key_file: Path | None = Field(
+        None, description="Private key runners give ssh for ssh:// and user@host:path remotes."
+    )
     git_username: str = Field("x-access-token", description="User name paired with `VTEAM_GIT_TOKEN`.")
     log_format: Literal["text", "json"] = Field("text", description="`json` for structured logs.")
     log_level: str = Field("INFO", description="Root log level.")

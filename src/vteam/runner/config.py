@@ -16,6 +16,7 @@ class RunnerConfig:
     workspace: Path
     git_token: str | None
     git_username: str
+    git_ssh_key_file: str | None
     author_name: str
     author_email: str
     reconnect_seconds: float
@@ -36,6 +37,7 @@ class RunnerConfig:
             workspace=Path(env.get("VTEAM_WORKSPACE") or os.getcwd()),
             git_token=env.get("VTEAM_GIT_TOKEN") or None,
             git_username=env.get("VTEAM_GIT_USERNAME") or "x-access-token",
+            git_ssh_key_file=env.get("VTEAM_GIT_SSH_KEY_FILE") or None,
             author_name=env.get("VTEAM_GIT_AUTHOR_NAME") or "vTeam",
             author_email=env.get("VTEAM_GIT_AUTHOR_EMAIL") or "vteam@localhost",
             reconnect_seconds=float(env.get("VTEAM_RUNNER_RECONNECT_SECONDS") or 300),

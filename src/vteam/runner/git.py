@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 from pathlib import Path
 
 from vteam.runner.redact import Redactor
@@ -16,6 +17,15 @@ esac
 """
 
 
+def _ssh_command(helper_dir: Path, key: str | None) -> str:
+    """Never prompt; trust a host on first use, remembered per workspace; with a key, only that key."""
+    args = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
+    args += ["-o", f"UserKnownHostsFile={helper_dir / 'known_hosts'}"]
+    if key:
+        args += ["-i", key, "-o", "IdentitiesOnly=yes"]
+    return shlex.join(args)
+
+
 class GitError(Exception):
     """A git command failed; the message holds its (redacted) stderr."""
 
@@ -26,7 +36,9 @@ class Git:
         self._redactor = redactor
 
     @classmethod
-    def for_workspace(cls, workspace: Path, *, token: str | None, username: str, redactor: Redactor) -> Git:
+    def for_workspace(
+        cls, workspace: Path, *, token: str | None, username: str, ssh_key: str | None, redactor: Redactor
+    ) -> Git:
         helper_dir = workspace / ".vteam"
         helper_dir.mkdir(parents=True, exist_ok=True)
         askpass = helper_dir / "askpass.sh"
@@ -37,7 +49,7 @@ class Git:
             {
                 "GIT_ASKPASS": str(askpass),
                 "GIT_TERMINAL_PROMPT": "0",
-                "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
+                "GIT_SSH_COMMAND": _ssh_command(helper_dir, ssh_key),
                 "GIT_CONFIG_NOSYSTEM": "1",
                 "VTEAM_GIT_USERNAME": username,
             }

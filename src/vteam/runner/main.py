@@ -109,7 +109,11 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
 
 async def _work(config: RunnerConfig, session: AgenticSession, stream: EventStream) -> Outcome:
     git = Git.for_workspace(
-        config.workspace, token=config.git_token, username=config.git_username, redactor=Redactor(config.secrets)
+        config.workspace,
+        token=config.git_token,
+        username=config.git_username,
+        ssh_key=config.git_ssh_key_file,
+        redactor=Redactor(config.secrets),
     )
     repos = await workspace.prepare(session, config.workspace, git, stream.emit)
     main_repo = repos[session.spec.main_repo_index].path if repos else config.workspace
