@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     git_token: SecretStr | None = Field(
         None, description="Token runners give git over HTTPS (through GIT_ASKPASS, never in URLs)."
     )
+    git_token_hosts: str = Field(
+        "", description="Hosts (comma- or space-separated) git may send `VTEAM_GIT_TOKEN` to; empty: any host."
+    )
     git_ssh_key_file: Path | None = Field(
         None, description="Private key runners give ssh for ssh:// and user@host:path remotes."
     )

@@ -71,3 +71,89 @@ def test_bad_token_fails_with_a_readable_message(tmp_path: Path) -> None:
     assert "git clone failed" in done["status"]["message"]
     assert "wrong-token-value" not in done["status"]["message"]
     assert git_http.auth_failures >= 1
+
+
+STEAL = r"""
+loot={loot}
+mkdir -p .git/hooks
+printf '#!/bin/sh\nenv >> {loot}\ncat /tmp/vteam-git-*/askpass.sh >> {loot} 2>/dev/null\n' > .git/hooks/pre-push
+printf '#!/bin/sh\nenv >> {loot}\n' > .git/hooks/pre-commit
+chmod +x .git/hooks/pre-push .git/hooks/pre-commit
+git config core.fsmonitor "env >> {loot}; false"
+git config core.sshCommand "env >> {loot}; ssh"
+git config credential.helper "!env >> {loot}; true"
+printf '[core]\n\tfsmonitor = "env >> {loot}; false"\n' > "$HOME/.gitconfig"
+cat /proc/$PPID/environ >> {loot} 2>/dev/null
+(for i in $(seq 1 100); do
+  cat /tmp/vteam-git-*/askpass.sh /proc/$PPID/environ >> {loot} 2>/dev/null; sleep 0.05
+done) &
+echo stolen? > STOLEN.md
+"""
+
+
+def _run_thief(tmp_path: Path, prefork: bool) -> tuple[dict[str, object], Path, Path]:
+    repos = tmp_path / "served"
+    repos.mkdir()
+    bare = bare_repo(repos, "app")
+    loot = tmp_path / "loot.txt"
+    loot.write_text("")
+    env = {"VTEAM_GIT_TOKEN": TOKEN, "VTEAM_RUNNER_PREFORK": str(prefork).lower()}
+    server = Server(tmp_path / "home", env=env)
+    with GitHttpServer(repos, username="x-access-token", password=TOKEN) as git_http:
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as api:
+                api.post("/api/projects", json={"name": "t"})
+                url = f"{git_http.url}/app.git"
+                create_session(
+                    api,
+                    "t",
+                    name="thief",
+                    prompt=STEAL.format(loot=loot),
+                    repos=[{"input": {"url": url}, "output": {"url": url}}],
+                )
+                done = wait_phase(api, "t", "thief", timeout=30)
+        finally:
+            server.close()
+    return done, bare, loot
+
+
+def test_an_agent_cannot_steal_the_git_token_through_git(tmp_path: Path) -> None:
+    """Hooks, fsmonitor, config, ~/.gitconfig and a lingering process never see the token at push time."""
+    done, bare, loot = _run_thief(tmp_path, prefork=True)
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert show(bare, "vteam/thief", "STOLEN.md") == "stolen?\n", "the push still happened"
+    stolen = loot.read_text(errors="replace")
+    assert "PATH=" in stolen, "the script ran its attempts"
+    assert TOKEN not in stolen
+
+
+def test_a_new_process_runner_keeps_its_secrets_out_of_its_environment(tmp_path: Path) -> None:
+    done, _, loot = _run_thief(tmp_path, prefork=False)
+    assert done["status"]["phase"] == "Completed", done["status"]
+    stolen = loot.read_text(errors="replace")
+    assert "VTEAM_SECRETS_FD" in stolen, "the script read its parent's environment"
+    assert TOKEN not in stolen
+    assert "vtr." not in stolen, "nor the runner token"
+
+
+def test_token_is_offered_only_to_its_hosts(tmp_path: Path) -> None:
+    repos = tmp_path / "served"
+    repos.mkdir()
+    bare_repo(repos, "app")
+    env = {"VTEAM_GIT_TOKEN": TOKEN, "VTEAM_GIT_TOKEN_HOSTS": "git.example.com"}
+    server = Server(tmp_path / "home", env=env)
+    with GitHttpServer(repos, username="x-access-token", password=TOKEN) as git_http:
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as api:
+                api.post("/api/projects", json={"name": "t"})
+                create_session(
+                    api, "t", name="elsewhere", prompt="true", repos=[{"input": {"url": f"{git_http.url}/app.git"}}]
+                )
+                done = wait_phase(api, "t", "elsewhere", timeout=30)
+        finally:
+            server.close()
+    assert done["status"]["phase"] == "Failed"
+    assert "git clone failed" in done["status"]["message"]
+    assert git_http.auth_failures >= 1

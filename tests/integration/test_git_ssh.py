@@ -37,8 +37,7 @@ def test_ssh_clone_and_push_with_the_configured_key(tmp_path: Path) -> None:
             server.close()
     assert done["status"]["phase"] == "Completed", done["status"]
     assert show(bare, "vteam/viassh", "SSH.md") == "via-ssh\n"
-    known_hosts = list((tmp_path / "home" / "workspaces").rglob(".vteam/known_hosts"))
-    assert known_hosts, "the host key was remembered in the workspace, not in anyone's ~/.ssh"
+    assert not list((tmp_path / "home").rglob(".ssh")), "ssh wrote nothing into the runner's home"
 
 
 def test_ssh_without_a_key_fails_without_prompting(tmp_path: Path) -> None:

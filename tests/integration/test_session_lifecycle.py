@@ -148,14 +148,14 @@ def _runner_pids(server: Server, project: str, name: str) -> list[int]:
     return [json.loads(pidfile.read_text())["pid"]]
 
 
-def _group_alive(pgid: int) -> bool:
-    """True while any process of the group still runs; zombies awaiting their reaper do not count."""
+def _group_alive(sid: int) -> bool:
+    """True while any process of the runner's session still runs; zombies awaiting a reaper do not count."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[3]) == sid and fields[0] != "Z":
             return True
     return False
 

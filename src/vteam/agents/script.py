@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import os
+import signal
 import uuid
 from typing import ClassVar
 
@@ -38,7 +40,16 @@ class ScriptAdapter:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            process_group=0,
         )
+        try:
+            return await self._stream(proc, emit)
+        finally:
+            # The turn is over: nothing the agent started may outlive it (and see what comes next).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    async def _stream(self, proc: asyncio.subprocess.Process, emit: Emit) -> AgentResult:
         message_id = uuid.uuid4().hex
         await emit(TextMessageStartEvent(message_id=message_id, role="assistant"))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -39,6 +39,8 @@ class Platform:
             "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,
             "VTEAM_GIT_AUTHOR_EMAIL": settings.git_author_email,
         }
+        if settings.git_token_hosts:
+            runner_env["VTEAM_GIT_TOKEN_HOSTS"] = settings.git_token_hosts
         if settings.git_ssh_key_file is not None:
             runner_env["VTEAM_GIT_SSH_KEY_FILE"] = str(settings.git_ssh_key_file.resolve())
         if settings.git_token is not None:

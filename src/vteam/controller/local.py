@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 PIDFILE = "runner.pid"
 EXITFILE = "runner.exit"
 LOGFILE = "runner.log"
-PASS_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
+SECRET_ENV = ("VTEAM_RUNNER_TOKEN", "VTEAM_GIT_TOKEN")
+"""Handed to a new runner process over a pipe, never in its exec environment (readable in /proc)."""
+PASS_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
 @dataclass
@@ -99,16 +101,25 @@ class LocalExecutor:
                 self._runners[session.key] = runner
                 log.info("forked runner pid %d for %s/%s", pid, *session.key)
                 return
-        with (workspace / LOGFILE).open("ab") as logfile:
-            proc = await asyncio.create_subprocess_exec(
-                *self._command,
-                cwd=workspace,
-                env=full_env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=logfile,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+        secrets = {k: full_env.pop(k) for k in SECRET_ENV if k in full_env}
+        read_end, write_end = os.pipe()
+        os.write(write_end, json.dumps(secrets).encode())
+        os.close(write_end)
+        full_env["VTEAM_SECRETS_FD"] = str(read_end)
+        try:
+            with (workspace / LOGFILE).open("ab") as logfile:
+                proc = await asyncio.create_subprocess_exec(
+                    *self._command,
+                    cwd=workspace,
+                    env=full_env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=logfile,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(read_end,),
+                )
+        finally:
+            os.close(read_end)
         runner = _Runner(pid=proc.pid, workspace=workspace, proc=proc)
         _write_pidfile(workspace, proc.pid)
         runner.waiter = asyncio.create_task(self._wait(session.key, runner), name=f"runner-wait-{proc.pid}")
@@ -151,7 +162,7 @@ class LocalExecutor:
         runner.exited = True
         runner.done.set()
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(runner.pid, signal.SIGKILL)
+            _signal_session(runner.pid, signal.SIGKILL)
         (runner.workspace / PIDFILE).unlink(missing_ok=True)
         log.info("runner pid %d for %s/%s %s", runner.pid, *key, _reason(code))
         self._on_exit(key)
@@ -164,12 +175,12 @@ class LocalExecutor:
 
     async def _kill(self, runner: _Runner) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(runner.pid, signal.SIGTERM)
+            _signal_session(runner.pid, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(runner.done.wait(), self._grace)
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(runner.pid, signal.SIGKILL)
+            _signal_session(runner.pid, signal.SIGKILL)
 
     def release(self, key: Key) -> None:
         runner = self._runners.get(key)
@@ -242,6 +253,18 @@ async def _wait_for_exit(pid: int) -> None:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+def _signal_session(sid: int, sig: int) -> None:
+    """Signal every process of the runner's session: it, its agent's process group, their children."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(stat.parent.name), sig)
 
 
 def _start_ticks(pid: int) -> str | None:

@@ -110,8 +110,7 @@ class SessionSpec(CamelModel):
             out = repo.output
             if out is None or out.allow_default_branch or out.target_branch is None:
                 continue
-            same_repo = out.url.rstrip("/") == repo.input.url.rstrip("/")
-            if same_repo and out.target_branch == repo.input.branch:
+            if validation.same_repository(out.url, repo.input.url) and out.target_branch == repo.input.branch:
                 raise ValueError(
                     f"repos[{index}].output.targetBranch {out.target_branch!r} is the input branch "
                     "of the same repository; pick a work branch, or set allowDefaultBranch: true "

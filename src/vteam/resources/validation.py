@@ -127,6 +127,15 @@ def check_env_name(name: str) -> None:
         raise ValueError(f"environment variable {name!r} is reserved for vTeam's runner")
 
 
+def same_repository(a: str, b: str) -> bool:
+    """Whether two repository URLs name the same repository, ignoring a trailing '/' or '.git'."""
+    return _normal(a) == _normal(b)
+
+
+def _normal(url: str) -> str:
+    return url.rstrip("/").removesuffix(".git").rstrip("/")
+
+
 def split_repo_arg(value: str) -> tuple[str, str | None]:
     """Split the CLI's `URL[@branch]` while leaving `user@host:path` and `https://user@host/x` whole."""
     head, sep, tail = value.rpartition("@")

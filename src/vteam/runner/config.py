@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from vteam.runner.git import Credentials
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,7 @@ class RunnerConfig:
     git_token: str | None
     git_username: str
     git_ssh_key_file: str | None
+    git_token_hosts: tuple[str, ...]
     author_name: str
     author_email: str
     reconnect_seconds: float
@@ -24,6 +28,9 @@ class RunnerConfig:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunnerConfig:
         env = dict(os.environ if env is None else env)
+        if fd := env.pop("VTEAM_SECRETS_FD", None):
+            env.update(_read_secrets(int(fd)))
+            os.environ.pop("VTEAM_SECRETS_FD", None)
         missing = [
             k for k in ("VTEAM_SERVER", "VTEAM_PROJECT", "VTEAM_SESSION", "VTEAM_RUNNER_TOKEN") if not env.get(k)
         ]
@@ -38,6 +45,7 @@ class RunnerConfig:
             git_token=env.get("VTEAM_GIT_TOKEN") or None,
             git_username=env.get("VTEAM_GIT_USERNAME") or "x-access-token",
             git_ssh_key_file=env.get("VTEAM_GIT_SSH_KEY_FILE") or None,
+            git_token_hosts=tuple(env.get("VTEAM_GIT_TOKEN_HOSTS", "").replace(",", " ").split()),
             author_name=env.get("VTEAM_GIT_AUTHOR_NAME") or "vTeam",
             author_email=env.get("VTEAM_GIT_AUTHOR_EMAIL") or "vteam@localhost",
             reconnect_seconds=float(env.get("VTEAM_RUNNER_RECONNECT_SECONDS") or 300),
@@ -48,5 +56,21 @@ class RunnerConfig:
         return f"/api/projects/{self.project}/agentic-sessions/{self.session}"
 
     @property
+    def credentials(self) -> Credentials:
+        return Credentials(
+            token=self.git_token,
+            username=self.git_username,
+            ssh_key=self.git_ssh_key_file,
+            token_hosts=self.git_token_hosts,
+        )
+
+    @property
     def secrets(self) -> list[str]:
         return [s for s in (self.token, self.git_token) if s]
+
+
+def _read_secrets(fd: int) -> dict[str, str]:
+    """Secrets the executor wrote to a pipe: read once, then the pipe is gone."""
+    with os.fdopen(fd, "rb") as pipe:
+        data = json.loads(pipe.read() or b"{}")
+    return {str(k): str(v) for k, v in data.items()}

@@ -21,7 +21,6 @@ from vteam.resources import REPORTED, AgenticSession, RepoStatus
 from vteam.runner import workspace
 from vteam.runner.client import RunnerApi
 from vteam.runner.config import RunnerConfig
-from vteam.runner.git import Git
 from vteam.runner.redact import Redactor
 from vteam.runner.stream import EventStream
 
@@ -108,14 +107,8 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
 
 
 async def _work(config: RunnerConfig, session: AgenticSession, stream: EventStream) -> Outcome:
-    git = Git.for_workspace(
-        config.workspace,
-        token=config.git_token,
-        username=config.git_username,
-        ssh_key=config.git_ssh_key_file,
-        redactor=Redactor(config.secrets),
-    )
-    repos = await workspace.prepare(session, config.workspace, git, stream.emit)
+    redactor = Redactor(config.secrets)
+    repos = await workspace.prepare(session, config.workspace, config.credentials, redactor, stream.emit)
     main_repo = repos[session.spec.main_repo_index].path if repos else config.workspace
     adapter = registry.get(session.spec.framework)()
     context = TurnContext(
@@ -128,7 +121,13 @@ async def _work(config: RunnerConfig, session: AgenticSession, stream: EventStre
     )
     result = await adapter.run_turn(context, stream.emit)
     statuses = await workspace.publish(
-        session, repos, git, stream.emit, author=(config.author_name, config.author_email), push=result.success
+        session,
+        repos,
+        config.credentials,
+        redactor,
+        stream.emit,
+        author=(config.author_name, config.author_email),
+        push=result.success,
     )
     errors = [f"repos[{i}]: {s.error}" for i, s in enumerate(statuses) if s.error]
     if not result.success:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vteam.agents import Emit
 from vteam.events.agui import BRANCH, CLONE, COMMIT, PUSH, custom
 from vteam.resources import AgenticSession, DiffStat, FileStat, RepoStatus, SessionRepo
-from vteam.runner.git import Git, GitError
+from vteam.resources.validation import same_repository
+from vteam.runner.git import Credentials, Git, GitError, remote_access
+from vteam.runner.redact import Redactor
 
 
 class WorkspaceError(Exception):
@@ -38,18 +39,22 @@ def _dirname(url: str, taken: set[str]) -> str:
     return name
 
 
-async def prepare(session: AgenticSession, root: Path, git: Git, emit: Emit) -> list[Repo]:
-    """Clone every repo, check out its input branch and create the work branch."""
+async def prepare(
+    session: AgenticSession, root: Path, credentials: Credentials, redactor: Redactor, emit: Emit
+) -> list[Repo]:
+    """Clone every repo, check out its input branch and create the work branch (before the agent runs)."""
     repos: list[Repo] = []
     taken: set[str] = set()
     (root / "repos").mkdir(parents=True, exist_ok=True)
+    git = Git.plain(redactor)
     for index, spec in enumerate(session.spec.repos):
         path = root / "repos" / _dirname(spec.input.url, taken)
         args = ["clone", "--quiet"]
         if spec.input.branch:
             args += ["--branch", spec.input.branch]
         try:
-            await git(*args, "--", spec.input.url, str(path))
+            async with remote_access(credentials, redactor) as (remote, _):
+                await remote(*args, "--", spec.input.url, str(path))
             input_branch = (await git("rev-parse", "--abbrev-ref", "HEAD", cwd=path)).strip()
             base_sha = (await git("rev-parse", "HEAD", cwd=path)).strip()
         except GitError as exc:
@@ -57,7 +62,7 @@ async def prepare(session: AgenticSession, root: Path, git: Git, emit: Emit) -> 
         work = spec.work_branch(session.name)
         await emit(custom(CLONE, repo=index, url=spec.input.url, branch=input_branch, commit=base_sha))
         out = spec.output
-        if out and not out.allow_default_branch and work == input_branch and _same(out.url, spec.input.url):
+        if out and not out.allow_default_branch and work == input_branch and same_repository(out.url, spec.input.url):
             raise WorkspaceError(
                 f"repos[{index}]: work branch {work!r} is the input's default branch; "
                 "set output.allowDefaultBranch to push there on purpose"
@@ -69,14 +74,22 @@ async def prepare(session: AgenticSession, root: Path, git: Git, emit: Emit) -> 
     return repos
 
 
-def _same(a: str, b: str) -> bool:
-    return a.rstrip("/").removesuffix(".git") == b.rstrip("/").removesuffix(".git")
-
-
 async def publish(
-    session: AgenticSession, repos: list[Repo], git: Git, emit: Emit, *, author: tuple[str, str], push: bool
+    session: AgenticSession,
+    repos: list[Repo],
+    credentials: Credentials,
+    redactor: Redactor,
+    emit: Emit,
+    *,
+    author: tuple[str, str],
+    push: bool,
 ) -> list[RepoStatus]:
-    """Commit and push each repo that has an output and changes; report every repo's result."""
+    """Commit each repo that has an output and changes, push it, and report every repo's result.
+
+    Runs after the agent's processes are gone. The push goes from a fresh bare mirror in a private
+    folder, so nothing the agent left in its repositories (config, hooks) sees the credentials.
+    """
+    git = Git.plain(redactor)
     results: list[RepoStatus] = []
     for repo in repos:
         out = repo.spec.output
@@ -90,13 +103,25 @@ async def publish(
             head = (await git("rev-parse", "HEAD", cwd=repo.path)).strip()
             status.commit_sha = head
             if out is not None and push and head != repo.base_sha:
-                await git("push", "--porcelain", "--", out.url, f"HEAD:refs/heads/{repo.work_branch}", cwd=repo.path)
+                await _push(repo, head, out.url, git, credentials, redactor)
                 status.pushed = True
                 await emit(custom(PUSH, repo=repo.index, url=out.url, branch=repo.work_branch, commit=head))
         except GitError as exc:
             status.error = str(exc)
         results.append(status)
     return results
+
+
+async def _push(repo: Repo, head: str, url: str, git: Git, credentials: Credentials, redactor: Redactor) -> None:
+    ref = f"refs/heads/{repo.work_branch}"
+    async with remote_access(credentials, redactor) as (remote, private):
+        mirror = str(private / "mirror.git")
+        await git("init", "--quiet", "--bare", mirror)
+        await git("--git-dir", mirror, "fetch", "--quiet", "--no-tags", str(repo.path), f"+HEAD:{ref}")
+        fetched = (await git("--git-dir", mirror, "rev-parse", ref)).strip()
+        if fetched != head:
+            raise GitError(f"the repository changed while it was being pushed ({fetched[:12]} is not {head[:12]})")
+        await remote("--git-dir", mirror, "push", "--porcelain", "--", url, f"{ref}:{ref}")
 
 
 async def _commit(session: AgenticSession, repo: Repo, git: Git, emit: Emit, author: tuple[str, str]) -> None:
@@ -143,7 +168,3 @@ async def _diffstat(repo: Repo, git: Git, *, staged: bool) -> DiffStat:
         deletions=sum(f.deletions for f in files),
         files=files,
     )
-
-
-def summary(statuses: list[RepoStatus]) -> dict[str, Any]:
-    return {"pushed": sum(s.pushed for s in statuses), "errors": [s.error for s in statuses if s.error]}
