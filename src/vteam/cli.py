@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -73,7 +74,8 @@ def up(
     import uvicorn
 
     from vteam import logs
-    from vteam.api import create_app
+    from vteam.api import Platform, create_app
+    from vteam.errors import VteamError
     from vteam.settings import Settings
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port, "home": home}.items() if v is not None}
@@ -91,18 +93,29 @@ def up(
     bound_port = sock.getsockname()[1]
     local_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
     url = f"http://{local_host}:{bound_port}" if ":" not in local_host else f"http://[{local_host}]:{bound_port}"
-    application = create_app(settings, server_url=settings.public_url or url)
-    config = uvicorn.Config(
-        application, log_config=None, access_log=False, ws_max_size=64 * 1024 * 1024, timeout_graceful_shutdown=3
-    )
-    server = uvicorn.Server(config)
-    if local_host not in ("127.0.0.1", "localhost", "::1"):
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(
             f"warning: listening on {settings.host} with no sign-in yet: anyone who reaches this port controls vTeam",
             err=True,
         )
-    typer.echo(f"vTeam is up on {url}  (data in {settings.home}; Ctrl-C to stop)", err=True)
-    asyncio.run(server.serve(sockets=[sock]))
+    os.umask(0o077)
+
+    async def serve() -> str | None:
+        try:
+            platform = await Platform.open(settings)
+        except VteamError as exc:
+            return exc.detail
+        application = create_app(settings, server_url=settings.public_url or url, platform=platform)
+        config = uvicorn.Config(
+            application, log_config=None, access_log=False, ws_max_size=64 * 1024 * 1024, timeout_graceful_shutdown=3
+        )
+        server = uvicorn.Server(config)
+        typer.echo(f"vTeam is up on {url}  (data in {settings.home}; Ctrl-C to stop)", err=True)
+        await server.serve(sockets=[sock])
+        return None if server.started else "vTeam did not start; see the log above"
+
+    if problem := asyncio.run(serve()):
+        fail(problem)
 
 
 @app.command()

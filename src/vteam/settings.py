@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -65,9 +64,3 @@ class Settings(BaseSettings):
     @property
     def key_path(self) -> Path:
         return self.home / "secret.key"
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process's settings, read once; tests pass their own `Settings` instead."""
-    return Settings()

@@ -121,6 +121,32 @@ def test_labels_filter_and_pagination(api: httpx.Client, project: str) -> None:
     assert seen == [f"s{i}" for i in range(5)]
 
 
+def test_create_bodies_with_unknown_or_conflicting_fields_are_refused(api: httpx.Client, project: str) -> None:
+    body = {"metadata": {"name": "x", "generateName": "y-"}, "spec": {"prompt": "true"}}
+    assert "generateName" in _problem(api.post(sessions_path(project), json=body), 422)["detail"]
+    body = {"metadata": {"name": "x", "namespace": "other"}, "spec": {"prompt": "true"}}
+    assert "does not match the project" in _problem(api.post(sessions_path(project), json=body), 422)["detail"]
+    body = {"spec": {"prompt": "true"}, "extra": 1}
+    assert "extra" in _problem(api.post(sessions_path(project), json=body), 422)["detail"]
+    assert _count(api, project) == 0
+
+
+def test_phase_filter_fills_pages(api: httpx.Client, project: str) -> None:
+    from tests.support.api import wait_phase
+
+    for i in range(6):
+        prompt = "true" if i % 2 else "exit 1"
+        assert api.post(sessions_path(project), json={"prompt": prompt, "name": f"f{i}"}).status_code == 201
+    for i in range(6):
+        wait_phase(api, project, f"f{i}")
+    page = api.get(sessions_path(project), params={"phase": "Completed", "limit": 2}).json()
+    assert [s["metadata"]["name"] for s in page["items"]] == ["f1", "f3"]
+    rest = api.get(
+        sessions_path(project), params={"phase": "Completed", "limit": 2, "continue": page["metadata"]["continue"]}
+    )
+    assert [s["metadata"]["name"] for s in rest.json()["items"]] == ["f5"]
+
+
 def test_full_resource_shape_is_accepted(api: httpx.Client, project: str, tmp_path: Path) -> None:
     body = {"metadata": {"name": "shaped", "labels": {"x": "y"}}, "spec": {"prompt": "true", "framework": "script"}}
     response = api.post(sessions_path(project), json=body)

@@ -109,6 +109,21 @@ def test_errors_are_one_line_with_non_zero_exit(server: Server, tmp_path: Path) 
     assert "key=value" in labels.stderr
 
 
+def test_a_second_up_on_the_same_home_is_refused(server: Server) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "vteam", "up", "--port", "0", "--home", str(server.home)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"error: another vteam up is already using {server.home}"
+    assert "Traceback" not in result.stderr
+
+
 def test_up_reports_a_busy_port(server: Server, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
     result = subprocess.run(

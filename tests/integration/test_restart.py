@@ -82,3 +82,39 @@ def test_runner_survives_restart_and_is_adopted(tmp_path: Path) -> None:
             assert phases_of(events) == ["Creating", "Running", "Completed"]
     finally:
         server.close()
+
+
+def test_restart_cleans_up_after_a_session_deleted_while_down(tmp_path: Path) -> None:
+    """A crash between deleting a session's record and cleaning up after it leaves nothing behind."""
+    import sqlite3
+
+    home = tmp_path / "home"
+    server = Server(home).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            api.post("/api/projects", json={"name": "d"})
+            create_session(api, "d", name="orphan", prompt="echo orphaned; sleep 600")
+            wait_phase(api, "d", "orphan", "Running")
+            pid = _runner_pid(home, "d", "orphan")
+            assert read_events(api, "d", "orphan")
+        server.stop(signal.SIGKILL)
+        with sqlite3.connect(home / "vteam.db") as db:
+            db.execute("DELETE FROM resources WHERE kind = 'AgenticSession' AND name = 'orphan'")
+        server.start()
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), "the orphaned runner was killed"
+        assert not list((home / "workspaces" / "d").glob("orphan-*")), "its workspace was removed"
+        with sqlite3.connect(home / "vteam.db") as db:
+            assert db.execute("SELECT count(*) FROM events").fetchone() == (0,), "its events were removed"
+    finally:
+        server.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

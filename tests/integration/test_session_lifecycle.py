@@ -112,6 +112,8 @@ def test_events_replay_complete_and_in_order(api: httpx.Client, project: str, re
     assert [e["seq"] for e in later] == seqs[3:]
     resumed = read_events(api, project, "events", **{"Last-Event-ID": "5"})
     assert [e["seq"] for e in resumed] == seqs[5:]
+    reconnected = read_events(api, project, "events", after=0, **{"Last-Event-ID": "7"})
+    assert [e["seq"] for e in reconnected] == seqs[7:], "a reconnecting EventSource resumes, not restarts"
 
 
 def test_live_reader_sees_events_as_they_happen(api: httpx.Client, project: str) -> None:
@@ -268,3 +270,13 @@ def test_runners_started_as_new_processes_work_the_same(tmp_path: Path) -> None:
         assert "started runner" in server.log()
     finally:
         server.close()
+
+
+def test_a_flood_of_output_arrives_whole(api: httpx.Client, project: str) -> None:
+    """More output than the runner may hold unacknowledged: the agent is slowed, nothing is lost."""
+    create_session(api, project, name="flood", prompt="head -c 12000000 /dev/zero | tr '\\0' x; echo; echo end")
+    done = wait_phase(api, project, "flood", timeout=120)
+    assert done["status"]["phase"] == "Completed", done["status"]
+    text = text_of(read_events(api, project, "flood"))
+    assert len(text) == 12_000_000 + len("\nend\n")
+    assert text.endswith("x\nend\n")

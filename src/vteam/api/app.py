@@ -15,12 +15,17 @@ from vteam.settings import Settings
 ROUTERS = (health.router, projects.router, sessions.router, streams.router, runner.router, runner_types.router)
 
 
-def create_app(settings: Settings, *, server_url: str | None = None) -> FastAPI:
-    """`server_url` is where runners reach this API; `vteam up` knows it once its socket is bound."""
+def create_app(settings: Settings, *, server_url: str | None = None, platform: Platform | None = None) -> FastAPI:
+    """`server_url` is where runners reach this API; `vteam up` knows it once its socket is bound.
+
+    `vteam up` opens the platform itself, so it can report a start-up problem in one line;
+    otherwise the app opens it in its lifespan.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = await Platform.open(settings)
+        nonlocal platform
+        platform = platform or await Platform.open(settings)
         app.state.platform = platform
         url = server_url or settings.public_url or f"http://{settings.host}:{settings.port}"
         await platform.start(url)

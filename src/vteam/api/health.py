@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from vteam.api.deps import PlatformDep, authorize
 
@@ -19,8 +18,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", dependencies=[Depends(authorize())])
 async def readyz(platform: PlatformDep) -> JSONResponse:
     try:
-        async with platform.db.read() as conn:
-            await conn.execute(text("SELECT 1"))
+        await platform.db.ping()
     except Exception as exc:
         return JSONResponse({"status": "not ready", "reason": f"database: {type(exc).__name__}"}, status_code=503)
     if not platform.ready:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
 
 from vteam.auth import Authenticator, LocalAuthenticator, RunnerTokens, load_or_create
 from vteam.controller import Controller, LocalExecutor
 from vteam.db import Database, open_database
+from vteam.errors import VteamError
 from vteam.events import EventLog, Hub
 from vteam.events.sqlite import SqliteEventLog
 from vteam.settings import Settings
@@ -23,12 +28,15 @@ class Platform:
     tokens: RunnerTokens
     authenticator: Authenticator
     controller: Controller
+    home_lock: TextIO | None = None
     server_url: str = ""
     ready: bool = field(default=False)
 
     @classmethod
     async def open(cls, settings: Settings) -> Platform:
         settings.home.mkdir(parents=True, exist_ok=True)
+        settings.home.chmod(0o700)
+        home_lock = _lock_home(settings.home)
         db = await open_database(settings.database_path, synchronous=settings.sqlite_synchronous)
         store = SqliteStore(db)
         events = SqliteEventLog(db)
@@ -72,6 +80,7 @@ class Platform:
             tokens=tokens,
             authenticator=LocalAuthenticator(tokens),
             controller=controller,
+            home_lock=home_lock,
         )
         return platform
 
@@ -85,3 +94,22 @@ class Platform:
         await self.controller.stop()
         await self.store.close()
         await self.db.close()
+        if self.home_lock is not None:
+            self.home_lock.close()
+
+
+def _lock_home(home: Path) -> TextIO:
+    """One `vteam up` per home: a second would adopt the first one's runners and race its writes."""
+    handle = (home / "vteam.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise HomeInUse(f"another vteam up is already using {home}") from None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+class HomeInUse(VteamError):
+    """The data folder is held by another running `vteam up`."""

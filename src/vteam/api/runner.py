@@ -12,10 +12,10 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from vteam.api.deps import CallerOrRunner, PlatformDep, check_access, get_platform
 from vteam.api.schemas import RunnerReport
-from vteam.controller import set_phase
-from vteam.errors import Conflict, InvalidTransition, VteamError
+from vteam.controller import set_phase, update_status
+from vteam.errors import VteamError
 from vteam.events import Joiner, PartialError
-from vteam.resources import AgenticSession, Phase, status_patch
+from vteam.resources import AgenticSession, Phase
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +34,10 @@ async def runner_status(
                 platform.store, platform.events, platform.hub, project, name, Phase.RUNNING, message=None, **fields
             )
             return updated.wire()
-    for _ in range(5):
-        session = await platform.store.get(AgenticSession, name, project)
-        if session.phase.terminal:
-            raise InvalidTransition(f"session already ended ({session.phase.value})")
-        try:
-            updated = await platform.store.patch_status(
-                AgenticSession,
-                name,
-                project,
-                status_patch(**fields),
-                resource_version=session.metadata.resource_version,
-            )
-        except Conflict:
-            continue
-        if report.final:
-            platform.controller.enqueue(updated.key)
-        return updated.wire()
-    raise Conflict("session status kept changing; report again")
+    updated = await update_status(platform.store, project, name, **fields)
+    if report.final:
+        platform.controller.enqueue(updated.key)
+    return updated.wire()
 
 
 @router.websocket("/ws")

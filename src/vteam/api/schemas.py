@@ -6,10 +6,12 @@ import secrets
 import string
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
+from vteam.errors import InvalidInput
 from vteam.resources import (
     AgenticSession,
+    AgentStatus,
     CamelModel,
     Condition,
     ObjectMeta,
@@ -19,7 +21,6 @@ from vteam.resources import (
     SessionResult,
     SessionSpec,
 )
-from vteam.resources.session import AgentStatus
 
 ALPHABET = string.ascii_lowercase + string.digits
 
@@ -41,9 +42,8 @@ class ProjectCreate(CamelModel):
 
 
 class SessionMetadataIn(CamelModel):
-    model_config = CamelModel.model_config | {"extra": "ignore"}
-
     name: str | None = None
+    namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
@@ -63,14 +63,20 @@ class SessionCreate(SessionSpec):
 
 
 class SessionCreateFull(CamelModel):
-    """The Kubernetes shape: `{metadata, spec}`."""
+    """The Kubernetes shape: `{metadata, spec}`; a `status` is ignored, as Kubernetes ignores it on create."""
 
-    model_config = CamelModel.model_config | {"extra": "ignore"}
-
+    api_version: Literal["vteam.ambient-code/v1alpha1"] = "vteam.ambient-code/v1alpha1"
+    kind: Literal["AgenticSession"] = "AgenticSession"
     metadata: SessionMetadataIn = Field(default_factory=SessionMetadataIn)
     spec: SessionSpec
+    status: dict[str, Any] | None = None
 
     def resource(self, project: str) -> AgenticSession:
+        if self.metadata.namespace not in (None, project):
+            raise InvalidInput(
+                f"metadata.namespace {self.metadata.namespace!r} does not match the project {project!r} of the URL",
+                errors=[{"loc": ["metadata", "namespace"], "msg": "does not match the project in the URL"}],
+            )
         return AgenticSession(
             metadata=ObjectMeta(
                 name=self.metadata.name or generate_name(),
@@ -84,8 +90,6 @@ class SessionCreateFull(CamelModel):
 
 def parse_session_body(body: Any, project: str) -> AgenticSession:
     if not isinstance(body, dict):
-        from vteam.errors import InvalidInput
-
         raise InvalidInput("request body must be a JSON object")
     if "spec" in body:
         return SessionCreateFull.model_validate(body).resource(project)
@@ -102,16 +106,3 @@ class RunnerReport(CamelModel):
     repos: list[RepoStatus] | None = None
     conditions: list[Condition] | None = None
     final: bool = False
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> RunnerReport:
-        return self
-
-
-class Page(CamelModel):
-    """List responses in the Kubernetes list shape."""
-
-    api_version: str = "v1"
-    kind: str
-    metadata: dict[str, Any]
-    items: list[dict[str, Any]]

@@ -26,14 +26,20 @@ async def list_sessions(
     continue_token: str | None = Query(None, alias="continue"),
 ) -> dict[str, Any]:
     await platform.store.get(Project, project)
-    page = await platform.store.list(
-        AgenticSession, project, label_selector=label_selector, limit=limit, continue_token=continue_token
-    )
-    items = [s for s in page.items if phase is None or s.phase == phase]
+    items: list[AgenticSession] = []
+    while True:
+        want = None if limit is None else limit - len(items)
+        page = await platform.store.list(
+            AgenticSession, project, label_selector=label_selector, limit=want, continue_token=continue_token
+        )
+        items += [s for s in page.items if phase is None or s.phase == phase]
+        continue_token = page.continue_token
+        if continue_token is None or (limit is not None and len(items) >= limit):
+            break
     return {
         "apiVersion": "v1",
         "kind": "AgenticSessionList",
-        "metadata": {"resourceVersion": page.resource_version, "continue": page.continue_token},
+        "metadata": {"resourceVersion": page.resource_version, "continue": continue_token},
         "items": [s.wire() for s in items],
     }
 

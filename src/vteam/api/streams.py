@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from starlette.websockets import WebSocketDisconnect
 from vteam.api.deps import PlatformDep, authorize, check_access, get_platform
 from vteam.api.platform import Platform
 from vteam.errors import NotFound, VteamError
-from vteam.events import follow
+from vteam.events import follow as follow_events
 from vteam.resources import AgenticSession
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}", tags=["events"])
@@ -32,7 +33,7 @@ def _events(
             return True
         return current.metadata.uid != uid or current.phase.terminal
 
-    return follow(platform.events, platform.hub, uid, after=after, finished=finished, live=live)
+    return follow_events(platform.events, platform.hub, uid, after=after, finished=finished, live=live)
 
 
 @router.get("/events", dependencies=[Depends(authorize())])
@@ -46,7 +47,9 @@ async def session_events(
 ) -> EventSourceResponse:
     """Server-sent events: each `data` is an envelope `{seq, ts, type, data}`; `id` is its seq."""
     session = await platform.store.get(AgenticSession, name, project)
-    start = after if after is not None else int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    # A reconnecting EventSource repeats its URL (and `after`) but also says what it last received.
+    resumed = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    start = max(after or 0, resumed)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         async for env in _events(platform, project, name, session, start, follow):
@@ -66,7 +69,22 @@ async def session_ws(websocket: WebSocket, project: str, name: str, after: int =
         await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
         return
     await websocket.accept()
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+
+    async def send() -> None:
         async for env in _events(platform, project, name, session, after):
             await websocket.send_text(json.dumps(env.frame(), separators=(",", ":")))
         await websocket.close(code=1000)
+
+    async def until_client_leaves() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = [asyncio.create_task(send()), asyncio.create_task(until_client_leaves())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task

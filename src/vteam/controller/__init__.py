@@ -4,7 +4,7 @@ from vteam.controller.controller import Controller
 from vteam.controller.executor import Executor, Key, RunnerState
 from vteam.controller.local import LocalExecutor
 from vteam.controller.reconcile import Action, Decision, decide
-from vteam.controller.transitions import set_phase, utcnow
+from vteam.controller.transitions import set_phase, update_status, utcnow
 
 __all__ = [
     "Action",
@@ -16,5 +16,6 @@ __all__ = [
     "RunnerState",
     "decide",
     "set_phase",
+    "update_status",
     "utcnow",
 ]

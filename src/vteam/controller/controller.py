@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from vteam.auth import RunnerTokens
@@ -49,6 +50,7 @@ class Controller:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        self._cache: dict[Key, AgenticSession] = {}
         self.executor = executor_factory(self.enqueue)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -63,14 +65,45 @@ class Controller:
 
     async def start(self) -> None:
         await self.executor.prepare()
+        resource_version = await self._relist()
+        await self._sweep()
+        self._tasks = [
+            asyncio.create_task(self._supervise("work", self._work), name="controller-work"),
+            asyncio.create_task(
+                self._supervise("watch", lambda: self._watch(resource_version)), name="controller-watch"
+            ),
+            asyncio.create_task(self._supervise("resync", self._resync_loop), name="controller-resync"),
+        ]
+
+    async def _supervise(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Keep a loop running: an unexpected error is logged and the loop starts again."""
+        while True:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("controller %s loop failed; restarting it in 1 s", name)
+                await asyncio.sleep(1.0)
+                if name == "watch":
+                    version = await self._relist()
+                    loop = partial(self._watch, version)
+
+    async def _relist(self) -> str:
+        """Refresh the cache from a full list and queue every session; the list's version to watch from."""
         listing = await self._store.list(AgenticSession)
+        self._cache = {session.key: session for session in listing.items}
         for session in sorted(listing.items, key=_created):
             self.enqueue(session.key)
-        self._tasks = [
-            asyncio.create_task(self._work(), name="controller-work"),
-            asyncio.create_task(self._watch(listing.resource_version), name="controller-watch"),
-            asyncio.create_task(self._resync_loop(), name="controller-resync"),
-        ]
+        return listing.resource_version
+
+    async def _sweep(self) -> None:
+        """Clean up after sessions deleted while no controller watched: runners, workspaces, events."""
+        sessions = list(self._cache.values())
+        await self.executor.sweep(sessions)
+        removed = await self._events.prune({s.metadata.uid or "" for s in sessions})
+        if removed:
+            log.info("removed the events of %d deleted sessions", removed)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -85,27 +118,26 @@ class Controller:
         while True:
             try:
                 async for event in self._store.watch(AgenticSession, resource_version=resource_version):
-                    resource_version = event.object.metadata.resource_version or resource_version
+                    session = event.object
+                    resource_version = session.metadata.resource_version or resource_version
                     if event.type == "DELETED":
-                        self._spawn(self._deleted(event.object))
+                        self._cache.pop(session.key, None)
+                        self._spawn(self._deleted(session))
                     else:
-                        self.enqueue(event.object.key)
+                        self._cache[session.key] = session
+                        self.enqueue(session.key)
             except Expired:
-                listing = await self._store.list(AgenticSession)
-                resource_version = listing.resource_version
-                for session in listing.items:
-                    self.enqueue(session.key)
+                resource_version = await self._relist()
 
     async def _resync_loop(self) -> None:
         while True:
             await asyncio.sleep(self._resync)
-            await self._enqueue_all(lambda s: not s.phase.terminal)
+            self._enqueue_cached(lambda s: not s.phase.terminal)
 
-    async def _enqueue_all(self, want: Callable[[AgenticSession], bool]) -> None:
-        listing = await self._store.list(AgenticSession)
-        for session in sorted(listing.items, key=_created):
-            if want(session):
-                self.enqueue(session.key)
+    def _enqueue_cached(self, want: Callable[[AgenticSession], bool]) -> None:
+        """Queue cached sessions in creation order; the cache follows the watch, so this reads nothing."""
+        for session in sorted((s for s in self._cache.values() if want(s)), key=_created):
+            self.enqueue(session.key)
 
     async def _work(self) -> None:
         while True:
@@ -156,9 +188,11 @@ class Controller:
                     self._store, self._events, self._hub, project, name, decision.phase, message=decision.message
                 )
                 self.executor.release(session.key)
-                await self._enqueue_all(lambda s: s.phase == Phase.PENDING)
+                self._forget_timer(session.key)
+                self._enqueue_cached(lambda s: s.phase == Phase.PENDING)
             case Action.RELEASE:
                 self.executor.release(session.key)
+                self._forget_timer(session.key)
             case Action.NOTHING:
                 if decision.requeue_after is not None:
                     self._later(session.key, decision.requeue_after + 0.05)
@@ -200,9 +234,12 @@ class Controller:
             return
         self._later(session.key, session.spec.timeout + 0.05)
 
-    async def _deleted(self, session: AgenticSession) -> None:
-        if (timer := self._timers.pop(session.key, None)) is not None:
+    def _forget_timer(self, key: Key) -> None:
+        if (timer := self._timers.pop(key, None)) is not None:
             timer.cancel()
+
+    async def _deleted(self, session: AgenticSession) -> None:
+        self._forget_timer(session.key)
         with contextlib.suppress(Exception):
             await self.executor.remove(session)
         with contextlib.suppress(Exception):

@@ -68,6 +68,19 @@ class LocalExecutor:
             except PreforkError as exc:
                 log.warning("%s; runners will start as new processes until it does", exc)
 
+    async def sweep(self, sessions: list[AgenticSession]) -> None:
+        keep = {workspace_for(self._root, s) for s in sessions}
+        for pidfile in self._root.glob(f"*/*/{PIDFILE}"):
+            if pidfile.parent not in keep:
+                with contextlib.suppress(OSError, ValueError):
+                    info = json.loads(pidfile.read_text())
+                    if _start_ticks(int(info["pid"])) == info.get("start"):
+                        _signal_session(int(info["pid"]), signal.SIGKILL)
+        for workspace in self._root.glob("*/*"):
+            if workspace.is_dir() and workspace not in keep:
+                log.info("removing the workspace of a deleted session: %s", workspace)
+                await asyncio.to_thread(shutil.rmtree, workspace, True)
+
     def active(self) -> int:
         return sum(1 for r in self._runners.values() if not r.exited)
 

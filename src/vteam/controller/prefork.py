@@ -40,6 +40,7 @@ class Prefork:
             env={**self._env, "PYTHONUNBUFFERED": "1"},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
         )
         assert self._proc.stdout is not None
         try:
@@ -62,10 +63,12 @@ class Prefork:
         request = json.dumps({"env": env, "cwd": str(cwd), "log": str(log_path)}).encode() + b"\n"
         try:
             reader, writer = await asyncio.open_unix_connection(str(self._socket))
-            writer.write(request)
-            await writer.drain()
-            answer = json.loads(await asyncio.wait_for(reader.readline(), 10))
-            writer.close()
+            try:
+                writer.write(request)
+                await writer.drain()
+                answer = json.loads(await asyncio.wait_for(reader.readline(), 10))
+            finally:
+                writer.close()
         except (OSError, ValueError, TimeoutError) as exc:
             raise PreforkError(f"the runner zygote did not answer: {type(exc).__name__}") from exc
         if "pid" not in answer:

@@ -37,6 +37,11 @@ def deadline(session: AgenticSession) -> datetime | None:
 
 
 def decide(session: AgenticSession, runner: RunnerState, *, now: datetime, capacity: bool) -> Decision:
+    """The next step for a session. For a runner that has ended, the order of the checks is the policy:
+    a clean exit completes even past the deadline (the work is done and pushed); otherwise a passed
+    deadline means TimedOut; a runner that vanished means Failed; and a failure the runner reported
+    itself is more precise than its exit status and log tail.
+    """
     phase = session.status.phase
     if phase.terminal:
         return Decision(Action.KILL) if runner.alive else Decision(Action.RELEASE)

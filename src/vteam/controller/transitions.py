@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from vteam.errors import Conflict
+from vteam.errors import Conflict, InvalidTransition
 from vteam.events import EventLog, Hub
 from vteam.events.agui import PHASE, custom, dump
 from vteam.resources import AgenticSession, Phase, check_transition, status_patch
@@ -65,4 +65,24 @@ async def set_phase(
             env = await log.append(current.metadata.uid or "", PHASE, dump(custom(PHASE, **value)))
             hub.publish(current.metadata.uid or "", [env])
         return updated
+    raise AssertionError("unreachable")
+
+
+async def update_status(store: ResourceStore, project: str, name: str, **fields: Any) -> AgenticSession:
+    """Merge status fields into a live session, retrying on write conflicts; a final session refuses."""
+    for attempt in range(RETRIES):
+        current = await store.get(AgenticSession, name, project)
+        if current.phase.terminal:
+            raise InvalidTransition(f"session already ended ({current.phase.value})")
+        try:
+            return await store.patch_status(
+                AgenticSession,
+                name,
+                project,
+                status_patch(**fields),
+                resource_version=current.metadata.resource_version,
+            )
+        except Conflict:
+            if attempt == RETRIES - 1:
+                raise
     raise AssertionError("unreachable")

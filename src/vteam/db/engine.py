@@ -33,6 +33,11 @@ class Database:
         async with self.engine.connect() as conn:
             yield conn
 
+    async def ping(self) -> None:
+        """Raise if the database cannot be read."""
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
     async def close(self) -> None:
         await self.engine.dispose()
 

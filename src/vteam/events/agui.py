@@ -20,8 +20,6 @@ CLONE = "vteam.clone"
 BRANCH = "vteam.branch"
 COMMIT = "vteam.commit"
 PUSH = "vteam.push"
-LOG = "vteam.log"
-PULL_REQUEST = "vteam.pull_request"
 
 
 def dump(event: BaseEvent) -> dict[str, Any]:
@@ -43,9 +41,7 @@ __all__ = [
     "BRANCH",
     "CLONE",
     "COMMIT",
-    "LOG",
     "PHASE",
-    "PULL_REQUEST",
     "PUSH",
     "BaseEvent",
     "CustomEvent",

@@ -99,6 +99,3 @@ class Joiner:
         self._id = None
         data = json.loads("".join(self._parts))
         return Envelope(seq=frame["seq"], ts=frame["ts"], type=frame["type"], data=data)
-
-    def reset(self) -> None:
-        self._id, self._parts, self._size = None, [], 0

@@ -81,6 +81,14 @@ class SqliteEventLog:
         async with self._db.read() as conn:
             return (await self._heads(conn, session_uid))[1]
 
+    async def prune(self, keep: set[str]) -> int:
+        async with self._db.read() as conn:
+            held = {row[0] for row in await conn.execute(select(events.c.session_uid).distinct())}
+        doomed = held - keep
+        for uid in doomed:
+            await self.delete(uid)
+        return len(doomed)
+
     async def delete(self, session_uid: str) -> None:
         async with self._db.begin() as conn:
             await conn.execute(delete(events).where(events.c.session_uid == session_uid))

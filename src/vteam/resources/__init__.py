@@ -6,6 +6,7 @@ from vteam.resources.project import Project, ProjectSpec, ProjectStatus
 from vteam.resources.session import (
     REPORTED,
     AgenticSession,
+    AgentStatus,
     Condition,
     DiffStat,
     FileStat,
@@ -25,6 +26,7 @@ __all__ = [
     "REPORTED",
     "TERMINAL",
     "VERSION",
+    "AgentStatus",
     "AgenticSession",
     "CamelModel",
     "Condition",

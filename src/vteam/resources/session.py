@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from vteam.resources import validation
 from vteam.resources.meta import CamelModel, Resource
@@ -21,45 +22,31 @@ AgentStatus = Literal["working", "waiting_input", "idle"]
 Mode = Literal["interactive", "batch", "background"]
 
 
+def _checked(check: Callable[[str], None]) -> Callable[[str], str]:
+    def validate(value: str) -> str:
+        check(value)
+        return value
+
+    return validate
+
+
+RepoUrl = Annotated[str, AfterValidator(_checked(validation.check_repo_url))]
+BranchName = Annotated[str, AfterValidator(_checked(validation.check_branch))]
+
+
 class RepoInput(CamelModel):
-    url: str
-    branch: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        validation.check_repo_url(value)
-        return value
-
-    @field_validator("branch")
-    @classmethod
-    def _branch(cls, value: str | None) -> str | None:
-        if value is not None:
-            validation.check_branch(value)
-        return value
+    url: RepoUrl
+    branch: BranchName | None = None
 
 
 class RepoOutput(CamelModel):
-    url: str
-    target_branch: str | None = None
+    url: RepoUrl
+    target_branch: BranchName | None = None
     auto_commit: bool = True
     create_pull_request: bool = False
     allow_default_branch: bool = Field(
         False, description="Allow pushing straight to the input's branch of the same repository."
     )
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        validation.check_repo_url(value)
-        return value
-
-    @field_validator("target_branch")
-    @classmethod
-    def _branch(cls, value: str | None) -> str | None:
-        if value is not None:
-            validation.check_branch(value)
-        return value
 
 
 class SessionRepo(CamelModel):

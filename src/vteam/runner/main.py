@@ -91,7 +91,11 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
         await stream.emit(RunFinishedEvent(**run_ids, result={"text": (result.text or "")[-2000:]}))
     else:
         await stream.emit(RunErrorEvent(message=message))
-    delivered = await stream.flush()
+    if not await stream.flush():
+        ok = False
+        pushed = "; its pushes did happen" if any(s.pushed for s in statuses) else ""
+        message = f"the server did not acknowledge every event of the session{pushed}"
+        log.error(message)
     await api.report(
         final=True,
         agentStatus="idle",
@@ -100,9 +104,6 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
         repos=[s.wire() for s in statuses],
         conditions=_reported(),
     )
-    if not delivered:
-        log.error("not every event was acknowledged by the server")
-        return 1
     return 0 if ok else 1
 
 

@@ -23,6 +23,8 @@ from vteam.runner.redact import Redactor
 
 log = logging.getLogger(__name__)
 
+MAX_UNACKED_BYTES = 4 * 1024 * 1024
+
 
 class StreamClosed(Exception):
     """The server could not be reached for longer than the reconnect window, or refused the runner."""
@@ -37,6 +39,9 @@ class EventStream:
         self._seq = 0
         self._acked = 0
         self._pending: deque[Envelope] = deque()
+        self._sizes: dict[int, int] = {}
+        self._pending_bytes = 0
+        self._room = asyncio.Event()
         self._new = asyncio.Event()
         self._acked_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -54,11 +59,18 @@ class EventStream:
         self._task = asyncio.create_task(self._run(), name="event-stream")
 
     async def emit(self, event: BaseEvent) -> None:
+        """Queue an event; waits while too much is unacknowledged, which slows the agent to what is stored."""
+        while self._pending_bytes > MAX_UNACKED_BYTES and self._error is None:
+            self._room.clear()
+            await self._room.wait()
         if self._error is not None:
             raise StreamClosed(str(self._error))
         self._seq += 1
         data = self._redactor.data(dump(event))
-        self._pending.append(Envelope(seq=self._seq, ts=now_ts(), type=envelope_type(event), data=data))
+        envelope = Envelope(seq=self._seq, ts=now_ts(), type=envelope_type(event), data=data)
+        self._sizes[envelope.seq] = size = len(json.dumps(data, ensure_ascii=False))
+        self._pending_bytes += size
+        self._pending.append(envelope)
         self._new.set()
 
     async def flush(self, timeout: float = 60.0) -> bool:  # noqa: ASYNC109 - a bound, not a cancel scope
@@ -99,6 +111,7 @@ class EventStream:
                 if exc.response.status_code in (401, 403, 404):
                     self._error = exc
                     self._acked_event.set()
+                    self._room.set()
                     log.error("server refused the event stream: %s", exc.response.status_code)
                     return
             except (OSError, WebSocketException, TimeoutError) as exc:
@@ -108,6 +121,7 @@ class EventStream:
             if now - down_since > self._reconnect_seconds:
                 self._error = StreamClosed("could not reach the server to deliver events")
                 self._acked_event.set()
+                self._room.set()
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 3.0)
@@ -142,5 +156,6 @@ class EventStream:
         if seq > self._acked:
             self._acked = seq
         while self._pending and self._pending[0].seq <= self._acked:
-            self._pending.popleft()
+            self._pending_bytes -= self._sizes.pop(self._pending.popleft().seq, 0)
         self._acked_event.set()
+        self._room.set()

@@ -7,8 +7,9 @@ The zygote is single-threaded and runs no event loop, so forking it is safe.
 Protocol on its Unix socket, one JSON line each way:
   → {"env": {...}, "cwd": "/workspace", "log": "/workspace/runner.log"}
   ← {"pid": 1234}
-A child that dies from a signal gets its exit status written to `runner.exit` in its cwd, as
-the runner itself does when it exits normally, so the executor learns how every runner ended.
+The zygote writes each child's exit status to `runner.exit` in its cwd (the runner writes it
+too, but cannot when it dies from a signal or fails early), so the executor learns how every
+runner ended.
 """
 
 from __future__ import annotations
@@ -45,11 +46,13 @@ def _reap(_signum: int, _frame: FrameType | None) -> None:
         if pid == 0:
             return
         cwd = _children.pop(pid, None)
-        if cwd is not None and os.WIFSIGNALED(status):
-            with contextlib.suppress(OSError):
-                exit_file = cwd / EXIT_FILE
-                if not exit_file.exists():
-                    exit_file.write_text(str(-os.WTERMSIG(status)))
+        if cwd is None:
+            continue
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        with contextlib.suppress(OSError):
+            exit_file = cwd / EXIT_FILE
+            if not exit_file.exists() or os.WIFSIGNALED(status):
+                exit_file.write_text(str(code))
 
 
 def _spawn(request: dict[str, object], listener: socket.socket, conn: socket.socket) -> int:
