@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tasks import no_leftover_tasks  # noqa: F401 - autouse fixture
 from vteam.db import Database, open_database
 from vteam.events import Hub
 from vteam.events.sqlite import SqliteEventLog

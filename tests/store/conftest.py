@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tasks import no_leftover_tasks  # noqa: F401 - autouse fixture
 from vteam.db import open_database
 from vteam.store import ResourceStore, SqliteStore
 
