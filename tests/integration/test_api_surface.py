@@ -42,6 +42,13 @@ def test_health_and_readiness(api: httpx.Client) -> None:
     assert api.get("/readyz").json() == {"status": "ready"}
 
 
+def test_the_root_leads_a_browser_to_the_api_explorer(api: httpx.Client) -> None:
+    response = api.get("/", follow_redirects=True)
+    assert response.status_code == 200
+    assert str(response.url).endswith("/api/docs")
+    assert "swagger" in response.text.lower()
+
+
 def test_openapi_describes_the_resource_paths(api: httpx.Client) -> None:
     spec = api.get("/api/openapi.json").json()
     assert spec["info"]["title"] == "vTeam"

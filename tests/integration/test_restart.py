@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -21,17 +20,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _runner_pid(home: Path, project: str, name: str) -> int:
-    [workspace] = list((home / "workspaces" / project).glob(f"{name}-*"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            return int(json.loads((workspace / "runner.pid").read_text())["pid"])
-        except (OSError, ValueError):
-            time.sleep(0.05)
-    raise AssertionError("runner pid file never appeared")
-
-
 def test_restart_fails_lost_runners_and_starts_queued_sessions(tmp_path: Path) -> None:
     home = tmp_path / "home"
     server = Server(home, env={"VTEAM_MAX_RUNNING_SESSIONS": "1"}).start()
@@ -43,7 +31,7 @@ def test_restart_fails_lost_runners_and_starts_queued_sessions(tmp_path: Path) -
             create_session(api, "r", name="queued", prompt="echo queued-ran")
             time.sleep(0.3)
             assert get_session(api, "r", "queued")["status"]["phase"] == "Pending"
-            pid = _runner_pid(home, "r", "long")
+            pid = server.runner_pid("r", "long")
         server.stop(signal.SIGKILL)
         os.killpg(pid, signal.SIGKILL)
         server.start()
@@ -95,7 +83,7 @@ def test_restart_cleans_up_after_a_session_deleted_while_down(tmp_path: Path) ->
             api.post("/api/projects", json={"name": "d"})
             create_session(api, "d", name="orphan", prompt="echo orphaned; sleep 600")
             wait_phase(api, "d", "orphan", "Running")
-            pid = _runner_pid(home, "d", "orphan")
+            pid = server.runner_pid("d", "orphan")
             assert read_events(api, "d", "orphan")
         server.stop(signal.SIGKILL)
         with sqlite3.connect(home / "vteam.db") as db:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -140,16 +139,6 @@ def test_failing_script_fails_the_session_and_pushes_nothing(api: httpx.Client, 
     assert any(e["type"] == "RUN_ERROR" for e in events)
 
 
-def _runner_pids(server: Server, project: str, name: str) -> list[int]:
-    workspaces = list((server.home / "workspaces" / project).glob(f"{name}-*"))
-    assert workspaces, "the session has a workspace"
-    pidfile = workspaces[0] / "runner.pid"
-    deadline = time.monotonic() + 10
-    while not pidfile.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return [json.loads(pidfile.read_text())["pid"]]
-
-
 def _group_alive(sid: int) -> bool:
     """True while any process of the runner's session still runs; zombies awaiting a reaper do not count."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -166,7 +155,7 @@ def test_stop_kills_the_process_tree_within_five_seconds(api: httpx.Client, proj
     create_session(api, project, name="sleepy", prompt="sleep 600 & sleep 600")
     wait_phase(api, project, "sleepy", "Running")
     time.sleep(0.5)
-    [pid] = _runner_pids(server, project, "sleepy")
+    pid = server.runner_pid(project, "sleepy")
     assert _group_alive(pid)
     started = time.monotonic()
     response = api.post(sessions_path(project, "sleepy") + "/stop")
@@ -195,7 +184,7 @@ def test_stop_a_finished_session_is_a_conflict(api: httpx.Client, project: str) 
 def test_timeout_ends_timed_out(api: httpx.Client, project: str, server: Server) -> None:
     create_session(api, project, name="slow", prompt="sleep 600", timeout=2)
     wait_phase(api, project, "slow", "Running")
-    [pid] = _runner_pids(server, project, "slow")
+    pid = server.runner_pid(project, "slow")
     done = wait_phase(api, project, "slow", timeout=15)
     assert done["status"]["phase"] == "TimedOut"
     assert "timed out after 2 s" in done["status"]["message"]
@@ -205,7 +194,7 @@ def test_timeout_ends_timed_out(api: httpx.Client, project: str, server: Server)
 def test_runner_killed_with_sigkill_fails_with_reason(api: httpx.Client, project: str, server: Server) -> None:
     create_session(api, project, name="victim", prompt="echo working; sleep 600")
     wait_phase(api, project, "victim", "Running")
-    [pid] = _runner_pids(server, project, "victim")
+    pid = server.runner_pid(project, "victim")
     os.kill(pid, signal.SIGKILL)
     done = wait_phase(api, project, "victim", timeout=10)
     assert done["status"]["phase"] == "Failed"
@@ -216,7 +205,7 @@ def test_runner_killed_with_sigkill_fails_with_reason(api: httpx.Client, project
 def test_delete_session_removes_it_and_its_workspace(api: httpx.Client, project: str, server: Server) -> None:
     create_session(api, project, name="doomed", prompt="sleep 600")
     wait_phase(api, project, "doomed", "Running")
-    [pid] = _runner_pids(server, project, "doomed")
+    pid = server.runner_pid(project, "doomed")
     assert api.delete(sessions_path(project, "doomed")).status_code == 204
     assert api.get(sessions_path(project, "doomed")).status_code == 404
     deadline = time.monotonic() + 10
@@ -262,7 +251,7 @@ def test_runners_started_as_new_processes_work_the_same(tmp_path: Path) -> None:
             assert show(repo, "vteam/fresh", "README.md") == "hello\nexec\n"
             create_session(api, "exec", name="killed", prompt="sleep 600")
             wait_phase(api, "exec", "killed", "Running")
-            [pid] = _runner_pids(server, "exec", "killed")
+            pid = server.runner_pid("exec", "killed")
             os.kill(pid, signal.SIGKILL)
             done = wait_phase(api, "exec", "killed", timeout=10)
             assert "killed by signal SIGKILL" in done["status"]["message"]

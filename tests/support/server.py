@@ -65,5 +65,15 @@ class Server:
             with contextlib.suppress(OSError, ValueError, ProcessLookupError, PermissionError):
                 os.killpg(int(json.loads(pidfile.read_text())["pid"]), signal.SIGKILL)
 
+    def runner_pid(self, project: str, name: str, timeout: float = 10.0) -> int:
+        """The pid of a session's runner, from the pid file in its workspace."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pidfile in (self.home / "workspaces" / project).glob(f"{name}-*/runner.pid"):
+                with contextlib.suppress(OSError, ValueError):
+                    return int(json.loads(pidfile.read_text())["pid"])
+            time.sleep(0.05)
+        raise AssertionError(f"no runner pid file for {project}/{name}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
