@@ -187,6 +187,12 @@ def session_create(
     display_name: Annotated[str | None, typer.Option("--display-name")] = None,
     timeout: Annotated[int | None, typer.Option(help="Seconds before the session is timed out.")] = None,
     label: Annotated[list[str], typer.Option("--label", help="key=value; repeat for more.")] = [],  # noqa: B006
+    interactive: Annotated[
+        bool, typer.Option("--interactive", help="Keep the session for follow-up messages (see `session send`).")
+    ] = False,
+    idle_timeout: Annotated[
+        int | None, typer.Option(help="Seconds an interactive session waits for a message before it ends.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the session's log until it ends.")] = False,
     server: ServerOpt = DEFAULT_SERVER,
     as_json: JsonOpt = False,
@@ -209,6 +215,10 @@ def session_create(
             fail(f"--label {item!r} must be key=value")
         labels[key] = val
     body: dict[str, Any] = {"prompt": prompt, "repos": repos, "framework": framework, "labels": labels}
+    if interactive:
+        body["interactive"] = True
+    if idle_timeout is not None:
+        body["idleTimeout"] = idle_timeout
     optional: dict[str, Any] = {"name": name, "displayName": display_name, "model": model, "timeout": timeout}
     for key, value in optional.items():
         if value is not None:
@@ -283,7 +293,12 @@ class LogPrinter:
             "vteam.branch": lambda: f"working on branch {value.get('branch')}",
             "vteam.commit": lambda: f"committed {str(value.get('commit'))[:12]} {value.get('message', '')}",
             "vteam.push": lambda: f"pushed {value.get('branch')} to {value.get('url')}",
-            "RUN_ERROR": lambda: f"error: {data.get('message')}",
+            "vteam.user_message": lambda: f"{value.get('user')}: {value.get('text')}",
+            "vteam.interrupt": lambda: f"interrupted by {value.get('user')}",
+            "vteam.end": lambda: f"ended by {value.get('user')}",
+            "RUN_ERROR": lambda: (
+                f"error: {data.get('message')}" if data.get("code") != "INTERRUPTED" else "turn stopped"
+            ),
         }.get(kind)
         if line is None:
             return
@@ -334,6 +349,28 @@ def session_stop(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SER
     """Stop a running session (its runner's process tree is killed)."""
     call(server, lambda c: c.request("POST", f"/api/projects/{project}/agentic-sessions/{name}/stop"))
     typer.echo(f"session {name} stopping")
+
+
+@session_app.command("send")
+def session_send(name: str, text: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Send a message to an interactive session; the agent takes it up after its current turn."""
+    path = f"/api/projects/{project}/agentic-sessions/{name}/messages"
+    call(server, lambda c: c.request("POST", path, json={"text": text}))
+    typer.echo(f"message sent to {name}")
+
+
+@session_app.command("interrupt")
+def session_interrupt(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Stop an interactive session's current turn; the session waits for the next message."""
+    call(server, lambda c: c.request("POST", f"/api/projects/{project}/agentic-sessions/{name}/interrupt"))
+    typer.echo(f"session {name} interrupted")
+
+
+@session_app.command("end")
+def session_end(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Finish an interactive session: its work is committed and pushed."""
+    call(server, lambda c: c.request("POST", f"/api/projects/{project}/agentic-sessions/{name}/end"))
+    typer.echo(f"session {name} ending")
 
 
 @session_app.command("delete")

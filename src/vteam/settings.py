@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     runner_prefork: bool = Field(
         True, description="Fork runners from a warm process (fast start); false starts each as a new process."
     )
+    idle_timeout_seconds: float = Field(
+        1800,
+        gt=0,
+        description="Seconds an interactive session waits for input before it ends (per session: idleTimeout).",
+    )
     stop_grace_seconds: float = Field(
         2.0, ge=0, le=30, description="Seconds a runner gets after SIGTERM before SIGKILL."
     )

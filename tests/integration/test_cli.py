@@ -136,3 +136,21 @@ def test_up_reports_a_busy_port(server: Server, tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert f"error: cannot listen on 127.0.0.1:{server.port}" in result.stderr
+
+
+def test_a_conversation_from_the_terminal(server: Server) -> None:
+    vteam(server, "project", "create", "cli-chat")
+    created = vteam(
+        server, "session", "create", "-p", "cli-chat", "--name", "c", "--prompt", "echo hi", "--interactive"
+    )
+    assert created.returncode == 0, created.stderr
+    assert vteam(server, "session", "send", "c", "echo again", "-p", "cli-chat").stdout == "message sent to c\n"
+    assert vteam(server, "session", "end", "c", "-p", "cli-chat").returncode == 0
+    follow = vteam(server, "session", "logs", "c", "-p", "cli-chat", "-f")
+    assert follow.returncode == 0, follow.stderr
+    assert "── local-admin: echo again" in follow.stdout
+    assert "again\n" in follow.stdout
+    assert "── ended by local-admin" in follow.stdout
+    refused = vteam(server, "session", "send", "c", "late", "-p", "cli-chat")
+    assert refused.returncode == 1
+    assert "already ended" in refused.stderr

@@ -98,8 +98,10 @@ def test_events_replay_complete_and_in_order(api: httpx.Client, project: str, re
     types = [e["type"] for e in events]
     for expected in ("vteam.clone", "vteam.branch", "RUN_STARTED", "TEXT_MESSAGE_START", "vteam.commit", "vteam.push"):
         assert expected in types
-    assert types.index("RUN_STARTED") < types.index("vteam.clone") < types.index("vteam.commit")
-    assert types.index("vteam.commit") < types.index("vteam.push") < types.index("RUN_FINISHED")
+    assert types.index("vteam.clone") < types.index("RUN_STARTED") < types.index("TEXT_MESSAGE_START")
+    assert types.index("RUN_FINISHED") < types.index("vteam.commit") < types.index("vteam.push")
+    [run] = [e["data"] for e in events if e["type"] == "RUN_STARTED"]
+    assert [e["data"]["runId"] for e in events if e["type"] == "RUN_FINISHED"] == [run["runId"]]
     assert phases_of(events) == ["Creating", "Running", "Completed"]
     assert events[-1]["data"]["value"]["final"] is True
     assert text_of(events) == "line-1\nline-2\nline-3\n"

@@ -48,6 +48,10 @@ class FrameworkInfo:
 
 
 class Adapter(Protocol):
+    """One instance lives for a session; a turn is interrupted by cancelling `run_turn`, and the
+    adapter must then leave nothing running. State kept across turns (a conversation id) is how
+    follow-up messages continue the same conversation."""
+
     info: ClassVar[FrameworkInfo]
 
     async def run_turn(self, ctx: TurnContext, emit: Emit) -> AgentResult: ...

@@ -25,9 +25,15 @@ def get(name: str) -> type[Adapter]:
         ) from None
 
 
-def check(framework: str, model: str | None) -> None:
+def check(framework: str, model: str | None, *, interactive: bool = False) -> None:
     """Raise InvalidInput naming the valid choices when framework or model is unknown."""
     info = get(framework).info
+    if interactive and not info.interactive:
+        talkers = sorted(name for name, adapter in ADAPTERS.items() if adapter.info.interactive)
+        raise InvalidInput(
+            f"framework {framework!r} cannot hold an interactive session; interactive frameworks: {', '.join(talkers)}",
+            errors=[{"loc": ["interactive"], "msg": "this framework is not interactive"}],
+        )
     if model is None:
         return
     if not info.models:

@@ -24,7 +24,11 @@ KEEP_TAIL = 4000
 class ScriptAdapter:
     info: ClassVar[FrameworkInfo] = FrameworkInfo(
         name="script",
-        description="Runs the prompt as a shell command (bash -c) in the main repository and streams its output.",
+        description=(
+            "Runs the prompt as a shell command (bash -c) in the main repository and streams its output; "
+            "in an interactive session each message is another command."
+        ),
+        interactive=True,
     )
 
     async def run_turn(self, ctx: TurnContext, emit: Emit) -> AgentResult:

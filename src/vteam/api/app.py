@@ -8,11 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vteam import __version__
-from vteam.api import health, problems, projects, runner, runner_types, sessions, streams
+from vteam.api import conversation, health, problems, projects, runner, runner_types, sessions, streams
 from vteam.api.platform import Platform
 from vteam.settings import Settings
 
-ROUTERS = (health.router, projects.router, sessions.router, streams.router, runner.router, runner_types.router)
+ROUTERS = (
+    health.router,
+    projects.router,
+    sessions.router,
+    conversation.router,
+    streams.router,
+    runner.router,
+    runner_types.router,
+)
 
 
 def create_app(settings: Settings, *, server_url: str | None = None, platform: Platform | None = None) -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -13,8 +14,10 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from vteam.api.deps import CallerOrRunner, PlatformDep, check_access, get_platform
 from vteam.api.schemas import RunnerReport
 from vteam.controller import set_phase, update_status
-from vteam.errors import VteamError
+from vteam.errors import NotFound, VteamError
 from vteam.events import Joiner, PartialError
+from vteam.events import follow as follow_events
+from vteam.events.agui import CONTROLS
 from vteam.resources import AgenticSession, Phase
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,10 @@ async def runner_status(
 
 @router.websocket("/ws")
 async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
-    """Runner → API events: `{"lastSeq"}` on connect, then `{"ack": seq}` after each durable append."""
+    """The runner's one connection. Server: `{"lastSeq"}` (the runner's highest stored seq), then
+    `{"ack": seq}` after each durable append, and `{"control": envelope}` for each user message,
+    interrupt or end after the cursor the runner sends first as `{"controlAfter": seq}`.
+    """
     platform = get_platform(websocket)
     try:
         await check_access(websocket, platform, runner=True)
@@ -52,17 +58,39 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
         return
     uid = session.metadata.uid or ""
     await websocket.accept()
+    sending = asyncio.Lock()
+
+    async def send(message: dict[str, Any]) -> None:
+        async with sending:
+            await websocket.send_text(json.dumps(message))
+
+    async def forward_controls(after: int) -> None:
+        async def finished() -> bool:
+            try:
+                return (await platform.store.get(AgenticSession, name, project)).phase.terminal
+            except NotFound:
+                return True
+
+        async for env in follow_events(platform.events, platform.hub, uid, after=after, finished=finished):
+            if env.type in CONTROLS:
+                await send({"control": env.frame()})
+
+    forwarder: asyncio.Task[None] | None = None
     joiner = Joiner()
     try:
-        await websocket.send_text(json.dumps({"lastSeq": await platform.events.last_runner_seq(uid)}))
+        await send({"lastSeq": await platform.events.last_runner_seq(uid)})
         while True:
             frame = json.loads(await websocket.receive_text())
+            if "controlAfter" in frame:
+                if forwarder is None:
+                    forwarder = asyncio.create_task(forward_controls(int(frame["controlAfter"])))
+                continue
             envelope = joiner.feed(frame)
             if envelope is None:
                 continue
             stored = await platform.events.append_runner(uid, [envelope])
             platform.hub.publish(uid, stored)
-            await websocket.send_text(json.dumps({"ack": envelope.seq}))
+            await send({"ack": envelope.seq})
     except WebSocketDisconnect:
         return
     except (PartialError, ValueError, KeyError) as exc:
@@ -70,3 +98,8 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
         if websocket.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(RuntimeError):
                 await websocket.close(code=1003, reason="bad frame")
+    finally:
+        if forwarder is not None:
+            forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await forwarder

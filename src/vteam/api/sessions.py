@@ -65,7 +65,7 @@ async def create_session(
 ) -> dict[str, Any]:
     await platform.store.get(Project, project)
     session = parse_session_body(body, project)
-    registry.check(session.spec.framework, session.spec.model)
+    registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
     return (await platform.store.create(session)).wire()
 
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, WebSocket
+from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
+from vteam.api.conversation import MessageIn, send_control
 from vteam.api.deps import PlatformDep, authorize, check_access, get_platform
 from vteam.api.platform import Platform
-from vteam.errors import NotFound, VteamError
+from vteam.errors import InvalidInput, NotFound, VteamError
 from vteam.events import follow as follow_events
+from vteam.events.agui import USER_MESSAGE
 from vteam.resources import AgenticSession
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}", tags=["events"])
@@ -63,7 +67,7 @@ async def session_ws(websocket: WebSocket, project: str, name: str, after: int =
     """WebSocket reader: envelopes as JSON text frames; closes with 1000 once the session has ended."""
     platform = get_platform(websocket)
     try:
-        await check_access(websocket, platform, runner=False)
+        identity = await check_access(websocket, platform, runner=False)
         session = await platform.store.get(AgenticSession, name, project)
     except VteamError as exc:
         await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
@@ -76,8 +80,16 @@ async def session_ws(websocket: WebSocket, project: str, name: str, after: int =
         await websocket.close(code=1000)
 
     async def until_client_leaves() -> None:
-        while (await websocket.receive())["type"] != "websocket.disconnect":
-            pass
+        """Take `{"type": "message", "text": ...}` frames as user messages until the client goes."""
+        while (message := await websocket.receive())["type"] != "websocket.disconnect":
+            try:
+                incoming = MessageIn.model_validate_json(_text(message))
+                await send_control(
+                    platform, project, name, USER_MESSAGE, identity, id=uuid.uuid4().hex, text=incoming.text
+                )
+            except (VteamError, ValidationError) as exc:
+                detail = exc.detail if isinstance(exc, VteamError) else 'send {"type": "message", "text": "..."}'
+                await websocket.send_text(json.dumps({"error": detail}))
 
     tasks = [asyncio.create_task(send()), asyncio.create_task(until_client_leaves())]
     try:
@@ -88,3 +100,11 @@ async def session_ws(websocket: WebSocket, project: str, name: str, after: int =
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                 await task
+
+
+def _text(message: MutableMapping[str, Any]) -> str:
+    raw = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
+    frame = json.loads(raw or "{}")
+    if not isinstance(frame, dict) or frame.pop("type", None) != "message":
+        raise InvalidInput("only message frames are accepted")
+    return json.dumps(frame)

@@ -20,6 +20,11 @@ CLONE = "vteam.clone"
 BRANCH = "vteam.branch"
 COMMIT = "vteam.commit"
 PUSH = "vteam.push"
+USER_MESSAGE = "vteam.user_message"
+INTERRUPT = "vteam.interrupt"
+END = "vteam.end"
+CONTROLS = frozenset({USER_MESSAGE, INTERRUPT, END})
+"""Events people send to a running session; the API stores them and forwards them to its runner."""
 
 
 def dump(event: BaseEvent) -> dict[str, Any]:
@@ -41,8 +46,12 @@ __all__ = [
     "BRANCH",
     "CLONE",
     "COMMIT",
+    "CONTROLS",
+    "END",
+    "INTERRUPT",
     "PHASE",
     "PUSH",
+    "USER_MESSAGE",
     "BaseEvent",
     "CustomEvent",
     "RunErrorEvent",

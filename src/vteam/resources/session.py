@@ -68,6 +68,9 @@ class SessionSpec(CamelModel):
     model: str | None = Field(None, max_length=200)
     timeout: int = Field(DEFAULT_TIMEOUT, ge=1, le=MAX_TIMEOUT, description="Seconds, at most 24 h.")
     interactive: bool = False
+    idle_timeout: int | None = Field(
+        None, ge=1, le=MAX_TIMEOUT, description="Seconds an interactive session waits for input before it ends."
+    )
     mode: Mode = "batch"
     environment: dict[str, str] = Field(default_factory=dict)
     parent_session: str | None = None

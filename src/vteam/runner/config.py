@@ -24,6 +24,7 @@ class RunnerConfig:
     author_name: str
     author_email: str
     reconnect_seconds: float
+    idle_timeout: float
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunnerConfig:
@@ -49,6 +50,7 @@ class RunnerConfig:
             author_name=env.get("VTEAM_GIT_AUTHOR_NAME") or "vTeam",
             author_email=env.get("VTEAM_GIT_AUTHOR_EMAIL") or "vteam@localhost",
             reconnect_seconds=float(env.get("VTEAM_RUNNER_RECONNECT_SECONDS") or 300),
+            idle_timeout=float(env.get("VTEAM_IDLE_TIMEOUT_SECONDS") or 1800),
         )
 
     @property

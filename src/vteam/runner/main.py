@@ -13,7 +13,7 @@ import signal
 import sys
 from dataclasses import dataclass
 
-from ag_ui.core import RunErrorEvent, RunFinishedEvent, RunStartedEvent
+from ag_ui.core import RunErrorEvent
 
 from vteam import logs
 from vteam.agents import AgentResult, TurnContext, registry
@@ -21,6 +21,7 @@ from vteam.resources import REPORTED, AgenticSession, RepoStatus
 from vteam.runner import workspace
 from vteam.runner.client import RunnerApi
 from vteam.runner.config import RunnerConfig
+from vteam.runner.conversation import Conversation
 from vteam.runner.redact import Redactor
 from vteam.runner.stream import EventStream
 
@@ -73,24 +74,17 @@ async def run(config: RunnerConfig) -> int:
 async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream, redactor: Redactor) -> int:
     session = await api.get_session()
     await api.report(phase="Running", agentStatus="working")
-    run_ids = {"thread_id": session.name, "run_id": session.metadata.uid or session.name}
-    await stream.emit(RunStartedEvent(**run_ids))
     try:
-        outcome = await _work(config, session, stream)
+        outcome = await _work(config, session, api, stream, redactor)
     except Exception as exc:
-        message = redactor.text(
-            f"{type(exc).__name__}: {exc}" if not isinstance(exc, workspace.WorkspaceError) else str(exc)
-        )
+        known = isinstance(exc, workspace.WorkspaceError)
+        message = redactor.text(str(exc) if known else f"{type(exc).__name__}: {exc}")
         log.error("session failed: %s", message)
         await stream.emit(RunErrorEvent(message=message))
         await stream.flush()
         await api.report(final=True, agentStatus="idle", message=message, conditions=_reported())
         return 1
     result, statuses, ok, message = outcome.result, outcome.repos, outcome.ok, outcome.message
-    if ok:
-        await stream.emit(RunFinishedEvent(**run_ids, result={"text": (result.text or "")[-2000:]}))
-    else:
-        await stream.emit(RunErrorEvent(message=message))
     if not await stream.flush():
         ok = False
         pushed = "; its pushes did happen" if any(s.pushed for s in statuses) else ""
@@ -107,20 +101,30 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
     return 0 if ok else 1
 
 
-async def _work(config: RunnerConfig, session: AgenticSession, stream: EventStream) -> Outcome:
-    redactor = Redactor(config.secrets)
+async def _work(
+    config: RunnerConfig, session: AgenticSession, api: RunnerApi, stream: EventStream, redactor: Redactor
+) -> Outcome:
     repos = await workspace.prepare(session, config.workspace, config.credentials, redactor, stream.emit)
     main_repo = repos[session.spec.main_repo_index].path if repos else config.workspace
     adapter = registry.get(session.spec.framework)()
-    context = TurnContext(
-        session=session.name,
-        prompt=session.spec.prompt,
-        workdir=main_repo,
-        home=config.workspace / "home",
-        model=session.spec.model,
-        environment=session.spec.environment,
-    )
-    result = await adapter.run_turn(context, stream.emit)
+
+    def context_for(prompt: str) -> TurnContext:
+        return TurnContext(
+            session=session.name,
+            prompt=prompt,
+            workdir=main_repo,
+            home=config.workspace / "home",
+            model=session.spec.model,
+            environment=session.spec.environment,
+        )
+
+    conversation = Conversation(adapter, stream, api, context_for, thread_id=session.metadata.uid or session.name)
+    await conversation.turn(session.spec.prompt)
+    if session.spec.interactive:
+        await conversation.converse(session.spec.idle_timeout or config.idle_timeout)
+    result = conversation.combined()
+    # An interactive session's work is kept however its last turn went: a person ended it.
+    keep = result.success or session.spec.interactive
     statuses = await workspace.publish(
         session,
         repos,
@@ -128,15 +132,16 @@ async def _work(config: RunnerConfig, session: AgenticSession, stream: EventStre
         redactor,
         stream.emit,
         author=(config.author_name, config.author_email),
-        push=result.success,
+        push=keep,
     )
     errors = [f"repos[{i}]: {s.error}" for i, s in enumerate(statuses) if s.error]
-    if not result.success:
+    if not keep:
         return Outcome(result, statuses, False, result.error or "the agent failed")
     if errors:
         return Outcome(result, statuses, False, "; ".join(errors))
     pushed = sum(s.pushed for s in statuses)
-    message = f"completed; pushed {pushed} of {len(statuses)} repos" if statuses else "completed"
+    done = conversation.ended or "completed"
+    message = f"{done}; pushed {pushed} of {len(statuses)} repos" if statuses else done
     return Outcome(result, statuses, True, message)
 
 

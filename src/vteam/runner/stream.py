@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections import deque
+from typing import Any
 
 from ag_ui.core import BaseEvent
 from websockets.asyncio.client import ClientConnection, connect
@@ -45,6 +46,9 @@ class EventStream:
         self._new = asyncio.Event()
         self._acked_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._control_after = 0
+        self.controls: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        """Control events (user messages, interrupt, end) from the API, each delivered once."""
         self._error: BaseException | None = None
 
     @property
@@ -129,12 +133,16 @@ class EventStream:
     async def _session(self, ws: ClientConnection) -> None:
         hello = json.loads(await ws.recv())
         self._ack(int(hello.get("lastSeq", 0)))
+        await ws.send(json.dumps({"controlAfter": self._control_after}))
         sender = asyncio.create_task(self._send(ws))
         try:
             async for raw in ws:
                 message = json.loads(raw)
                 if "ack" in message:
                     self._ack(int(message["ack"]))
+                elif "control" in message and int(message["control"]["seq"]) > self._control_after:
+                    self._control_after = int(message["control"]["seq"])
+                    self.controls.put_nowait(message["control"])
         finally:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketException, OSError):
