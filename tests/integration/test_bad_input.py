@@ -57,6 +57,16 @@ def test_unknown_framework_names_the_valid_ones(api: httpx.Client, project: str)
     assert _count(api, project) == 0
 
 
+def test_claude_code_needs_its_secret_and_a_known_model(api: httpx.Client, project: str) -> None:
+    body = _problem(api.post(sessions_path(project), json={"prompt": "x", "framework": "claude-code"}), 422)
+    assert "needs the secret ANTHROPIC_API_KEY" in body["detail"]
+    model = {"prompt": "x", "framework": "claude-code", "model": "gpt-5"}
+    body = _problem(api.post(sessions_path(project), json=model), 422)
+    assert "unknown model 'gpt-5'" in body["detail"]
+    assert "sonnet" in body["detail"]
+    assert _count(api, project) == 0
+
+
 def test_main_repo_index_out_of_range(api: httpx.Client, project: str) -> None:
     body = _problem(
         api.post(sessions_path(project), json={"prompt": "x", "repos": [{"input": {"url": "/r"}}], "mainRepoIndex": 2}),

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+FOREIGN = ("VTEAM_", "ANTHROPIC_", "CLAUDE_", "OPENAI_", "GEMINI_", "GOOGLE_")
+"""A developer's own settings and model keys never reach a test server."""
 UP_LINE = re.compile(r"vTeam is up on (http://\S+)")
 
 
@@ -25,7 +27,7 @@ class Server:
         self.log_path = home.parent / f"{home.name}-server.log"
 
     def start(self, timeout: float = 30.0) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
         env.update({"VTEAM_HOME": str(self.home), "VTEAM_RESYNC_SECONDS": "2", **self.env})
         log = self.log_path.open("ab")
         start = self.log_path.stat().st_size

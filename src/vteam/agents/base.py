@@ -22,6 +22,12 @@ class TurnContext:
     home: Path
     model: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    """The framework's secrets (e.g. ANTHROPIC_API_KEY), for its own process only."""
+    settings: dict[str, str] = field(default_factory=dict)
+    """The framework's non-secret settings (e.g. a model gateway's base URL)."""
+    max_turns: int | None = None
+    budget_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,10 @@ class FrameworkInfo:
     description: str
     models: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
+    secret_alternatives: tuple[str, ...] = ()
+    """Settings any one of which replaces the secrets (a cloud provider's own credentials)."""
+    settings: tuple[str, ...] = ()
+    """Non-secret environment the framework reads (base URLs, provider switches)."""
     interactive: bool = False
     resume: bool = False
     streaming: bool = True

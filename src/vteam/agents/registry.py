@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from vteam.agents.base import Adapter, FrameworkInfo
+from vteam.agents.claude import ClaudeCodeAdapter
 from vteam.agents.script import ScriptAdapter
 from vteam.errors import InvalidInput
 
 ADAPTERS: dict[str, type[Adapter]] = {
     ScriptAdapter.info.name: ScriptAdapter,
+    ClaudeCodeAdapter.info.name: ClaudeCodeAdapter,
 }
 
 
@@ -46,3 +48,25 @@ def check(framework: str, model: str | None, *, interactive: bool = False) -> No
             f"unknown model {model!r} for framework {framework!r}; valid models: {', '.join(info.models)}",
             errors=[{"loc": ["model"], "msg": f"unknown model {model!r}"}],
         )
+
+
+def check_secrets(framework: str, available: set[str]) -> None:
+    """Raise InvalidInput naming each secret the framework needs that the platform does not hold."""
+    info = get(framework).info
+    if any(name in available for name in info.secret_alternatives):
+        return
+    missing = [name for name in info.secrets if name not in available]
+    if missing:
+        raise InvalidInput(
+            f"framework {framework!r} needs the secret {', '.join(missing)}; set it in the environment of "
+            "vteam up (project secrets come with multi-tenancy)",
+            errors=[{"loc": ["framework"], "msg": f"missing secret {name}"} for name in missing],
+        )
+
+
+def agent_environment(framework: str, environ: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The framework's secrets and settings found in `environ`."""
+    info = get(framework).info
+    secrets = {name: environ[name] for name in info.secrets if environ.get(name)}
+    settings = {name: environ[name] for name in info.settings if environ.get(name)}
+    return secrets, settings

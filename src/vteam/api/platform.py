@@ -69,6 +69,7 @@ class Platform:
             ),
             server_url=lambda: platform.server_url,
             runner_env=runner_env,
+            agent_environ=dict(os.environ),
             max_running=settings.max_running_sessions,
             resync_seconds=settings.resync_seconds,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
@@ -66,6 +67,7 @@ async def create_session(
     await platform.store.get(Project, project)
     session = parse_session_body(body, project)
     registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
+    registry.check_secrets(session.spec.framework, {k for k, v in os.environ.items() if v})
     return (await platform.store.create(session)).wire()
 
 

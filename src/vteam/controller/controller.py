@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
+from vteam.agents import registry
 from vteam.auth import RunnerTokens
 from vteam.controller.executor import Executor, Key
 from vteam.controller.reconcile import Action, Decision, decide
@@ -19,6 +20,10 @@ from vteam.resources import AgenticSession, Phase, status_patch
 from vteam.store import ResourceStore
 
 log = logging.getLogger(__name__)
+
+SECRET_PREFIX = "VTEAM_SECRET_"  # noqa: S105 - a variable-name prefix, not a password
+"""A framework's secret for the runner; the executor never puts these in an exec environment."""
+SETTING_PREFIX = "VTEAM_AGENT_ENV_"
 
 
 class Controller:
@@ -34,6 +39,7 @@ class Controller:
         executor_factory: Callable[[Callable[[Key], None]], Executor],
         server_url: Callable[[], str],
         runner_env: dict[str, str],
+        agent_environ: dict[str, str],
         max_running: int,
         resync_seconds: float,
     ) -> None:
@@ -43,6 +49,7 @@ class Controller:
         self._tokens = tokens
         self._server_url = server_url
         self._runner_env = runner_env
+        self._agent_environ = agent_environ
         self._max_running = max_running
         self._resync = resync_seconds
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
@@ -219,6 +226,9 @@ class Controller:
             "VTEAM_SESSION_UID": uid,
             "VTEAM_RUNNER_TOKEN": self._tokens.mint(project, name, uid),
         }
+        secrets, settings = registry.agent_environment(session.spec.framework, self._agent_environ)
+        env.update({f"{SECRET_PREFIX}{k}": v for k, v in secrets.items()})
+        env.update({f"{SETTING_PREFIX}{k}": v for k, v in settings.items()})
         try:
             await self.executor.start(session, env)
         except OSError as exc:

@@ -114,7 +114,7 @@ class LocalExecutor:
                 self._runners[session.key] = runner
                 log.info("forked runner pid %d for %s/%s", pid, *session.key)
                 return
-        secrets = {k: full_env.pop(k) for k in SECRET_ENV if k in full_env}
+        secrets = {k: full_env.pop(k) for k in list(full_env) if k in SECRET_ENV or k.startswith("VTEAM_SECRET_")}
         read_end, write_end = os.pipe()
         os.write(write_end, json.dumps(secrets).encode())
         os.close(write_end)

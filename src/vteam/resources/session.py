@@ -67,6 +67,8 @@ class SessionSpec(CamelModel):
     framework: str = Field("script", min_length=1, max_length=63)
     model: str | None = Field(None, max_length=200)
     timeout: int = Field(DEFAULT_TIMEOUT, ge=1, le=MAX_TIMEOUT, description="Seconds, at most 24 h.")
+    max_turns: int | None = Field(None, ge=1, le=10_000, description="Most model turns an agent may take per run.")
+    budget_usd: float | None = Field(None, gt=0, description="Most an agent may spend per run, where it reports cost.")
     interactive: bool = False
     idle_timeout: int | None = Field(
         None, ge=1, le=MAX_TIMEOUT, description="Seconds an interactive session waits for input before it ends."

@@ -25,6 +25,8 @@ class RunnerConfig:
     author_email: str
     reconnect_seconds: float
     idle_timeout: float
+    agent_secrets: dict[str, str]
+    agent_settings: dict[str, str]
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunnerConfig:
@@ -51,6 +53,8 @@ class RunnerConfig:
             author_email=env.get("VTEAM_GIT_AUTHOR_EMAIL") or "vteam@localhost",
             reconnect_seconds=float(env.get("VTEAM_RUNNER_RECONNECT_SECONDS") or 300),
             idle_timeout=float(env.get("VTEAM_IDLE_TIMEOUT_SECONDS") or 1800),
+            agent_secrets=_prefixed(env, "VTEAM_SECRET_"),
+            agent_settings=_prefixed(env, "VTEAM_AGENT_ENV_"),
         )
 
     @property
@@ -68,7 +72,7 @@ class RunnerConfig:
 
     @property
     def secrets(self) -> list[str]:
-        return [s for s in (self.token, self.git_token) if s]
+        return [s for s in (self.token, self.git_token, *self.agent_secrets.values()) if s]
 
 
 def _read_secrets(fd: int) -> dict[str, str]:
@@ -76,3 +80,14 @@ def _read_secrets(fd: int) -> dict[str, str]:
     with os.fdopen(fd, "rb") as pipe:
         data = json.loads(pipe.read() or b"{}")
     return {str(k): str(v) for k, v in data.items()}
+
+
+def _prefixed(env: dict[str, str], prefix: str) -> dict[str, str]:
+    return {k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix) and v}
+
+
+def scrub_environment() -> None:
+    """Drop the runner's secrets from its own environment, so no process it starts inherits them."""
+    for key in list(os.environ):
+        if key in ("VTEAM_RUNNER_TOKEN", "VTEAM_GIT_TOKEN") or key.startswith("VTEAM_SECRET_"):
+            del os.environ[key]

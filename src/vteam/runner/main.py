@@ -20,7 +20,7 @@ from vteam.agents import AgentResult, TurnContext, registry
 from vteam.resources import REPORTED, AgenticSession, RepoStatus
 from vteam.runner import workspace
 from vteam.runner.client import RunnerApi
-from vteam.runner.config import RunnerConfig
+from vteam.runner.config import RunnerConfig, scrub_environment
 from vteam.runner.conversation import Conversation
 from vteam.runner.redact import Redactor
 from vteam.runner.stream import EventStream
@@ -40,6 +40,7 @@ class Outcome:
 
 def main() -> None:
     config = RunnerConfig.from_env()
+    scrub_environment()
     logs.configure("INFO")
     code = asyncio.run(run(config))
     with contextlib.suppress(OSError):
@@ -116,6 +117,10 @@ async def _work(
             home=config.workspace / "home",
             model=session.spec.model,
             environment=session.spec.environment,
+            secrets=config.agent_secrets,
+            settings=config.agent_settings,
+            max_turns=session.spec.max_turns,
+            budget_usd=session.spec.budget_usd,
         )
 
     conversation = Conversation(adapter, stream, api, context_for, thread_id=session.metadata.uid or session.name)

@@ -1,0 +1,121 @@
+"""Claude Code, Anthropic's coding agent, through claude-agent-sdk (whose wheel bundles the CLI).
+
+Permissions are bypassed (the session runs unattended in its own workspace), non-essential traffic
+is off, each run has its own HOME, and the Claude session id is kept so follow-up turns continue
+the same conversation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import ClassVar
+
+from ag_ui.core import BaseEvent
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ClaudeSDKError,
+    Message,
+    ResultMessage,
+    StreamEvent,
+    UserMessage,
+    query,
+)
+
+from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
+from vteam.agents.claude_events import ClaudeEvents
+
+MODELS = (
+    "sonnet",
+    "opus",
+    "haiku",
+    "claude-sonnet-4-5",
+    "claude-opus-4-1",
+    "claude-haiku-4-5",
+)
+
+
+class ClaudeCodeAdapter:
+    info: ClassVar[FrameworkInfo] = FrameworkInfo(
+        name="claude-code",
+        description="Anthropic's Claude Code agent: reads, edits and runs code in the repository.",
+        models=MODELS,
+        secrets=("ANTHROPIC_API_KEY",),
+        secret_alternatives=("CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_BEDROCK"),
+        settings=(
+            "ANTHROPIC_BASE_URL",
+            "CLAUDE_CODE_USE_VERTEX",
+            "CLAUDE_CODE_USE_BEDROCK",
+            "ANTHROPIC_VERTEX_PROJECT_ID",
+            "CLOUD_ML_REGION",
+            "AWS_REGION",
+        ),
+        interactive=True,
+        resume=True,
+    )
+
+    def __init__(self) -> None:
+        self.conversation_id: str | None = None
+
+    async def run_turn(self, ctx: TurnContext, emit: Emit) -> AgentResult:
+        output: deque[str] = deque(maxlen=40)
+        env = {
+            **ctx.settings,
+            **ctx.secrets,
+            **ctx.environment,
+            "HOME": str(ctx.home),
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        }
+        if os.geteuid() == 0:
+            env["IS_SANDBOX"] = "1"
+        options = ClaudeAgentOptions(
+            cwd=str(ctx.workdir),
+            permission_mode="bypassPermissions",
+            model=ctx.model,
+            resume=self.conversation_id,
+            max_turns=ctx.max_turns,
+            max_budget_usd=ctx.budget_usd,
+            include_partial_messages=True,
+            env=env,
+            stderr=output.append,
+        )
+        events = ClaudeEvents()
+        result: ResultMessage | None = None
+        try:
+            async for message in query(prompt=ctx.prompt, options=options):
+                if isinstance(message, ResultMessage):
+                    result = message
+                for event in _translate(events, message):
+                    await emit(event)
+        except ClaudeSDKError as exc:
+            return AgentResult(success=False, error=_failure(f"Claude Code failed: {exc}", output))
+        if result is None:
+            return AgentResult(success=False, error=_failure("Claude Code ended without a result", output))
+        self.conversation_id = result.session_id
+        usage = {k: float(v) for k, v in (result.usage or {}).items() if isinstance(v, int | float)}
+        error = f"Claude Code stopped: {result.subtype}: {result.result or ''}".strip() if result.is_error else None
+        return AgentResult(
+            success=not result.is_error,
+            text=result.result,
+            turns=result.num_turns,
+            usage=usage,
+            cost_usd=result.total_cost_usd,
+            error=error,
+        )
+
+
+def _translate(events: ClaudeEvents, message: Message) -> list[BaseEvent]:
+    if isinstance(message, StreamEvent):
+        return events.feed_stream(message.event)
+    if isinstance(message, AssistantMessage):
+        return events.feed_assistant(message.content, message.message_id)
+    if isinstance(message, UserMessage) and isinstance(message.content, list):
+        return events.feed_user(message.content)
+    return []
+
+
+def _failure(message: str, output: deque[str]) -> str:
+    tail = "\n".join(output)
+    return f"{message}; last output:\n{tail}" if tail else message
