@@ -47,6 +47,8 @@ class FrameworkInfo:
     name: str
     description: str
     models: tuple[str, ...] = ()
+    model_pattern: str | None = None
+    """A regular expression for model ids accepted beside `models` (providers add models often)."""
     secrets: tuple[str, ...] = ()
     secret_alternatives: tuple[str, ...] = ()
     """Settings any one of which replaces the secrets (a cloud provider's own credentials)."""

@@ -26,14 +26,8 @@ from claude_agent_sdk import (
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
 from vteam.agents.claude_events import ClaudeEvents
 
-MODELS = (
-    "sonnet",
-    "opus",
-    "haiku",
-    "claude-sonnet-4-5",
-    "claude-opus-4-1",
-    "claude-haiku-4-5",
-)
+MODELS = ("sonnet", "opus", "haiku")
+"""Claude Code's aliases for the newest model of each family; any `claude-...` model id works too."""
 
 
 class ClaudeCodeAdapter:
@@ -41,6 +35,7 @@ class ClaudeCodeAdapter:
         name="claude-code",
         description="Anthropic's Claude Code agent: reads, edits and runs code in the repository.",
         models=MODELS,
+        model_pattern=r"claude-[a-z0-9][a-z0-9.-]*",
         secrets=("ANTHROPIC_API_KEY",),
         secret_alternatives=("CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_BEDROCK"),
         settings=(
@@ -57,13 +52,15 @@ class ClaudeCodeAdapter:
 
     def __init__(self) -> None:
         self.conversation_id: str | None = None
+        self._cost_so_far = 0.0
 
     async def run_turn(self, ctx: TurnContext, emit: Emit) -> AgentResult:
         output: deque[str] = deque(maxlen=40)
         env = {
+            "CLAUDE_CODE_MAX_RETRIES": "3",
             **ctx.settings,
-            **ctx.secrets,
             **ctx.environment,
+            **ctx.secrets,
             "HOME": str(ctx.home),
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
@@ -90,10 +87,15 @@ class ClaudeCodeAdapter:
                 for event in _translate(events, message):
                     await emit(event)
         except ClaudeSDKError as exc:
-            return AgentResult(success=False, error=_failure(f"Claude Code failed: {exc}", output))
+            if result is None:
+                return AgentResult(success=False, error=_failure(f"Claude Code failed: {exc}", output))
         if result is None:
             return AgentResult(success=False, error=_failure("Claude Code ended without a result", output))
         self.conversation_id = result.session_id
+        # The reported cost adds up the whole (resumed) conversation; this turn's is the difference.
+        total = result.total_cost_usd
+        cost = None if total is None else max(0.0, total - self._cost_so_far)
+        self._cost_so_far = total if total is not None else self._cost_so_far
         usage = {k: float(v) for k, v in (result.usage or {}).items() if isinstance(v, int | float)}
         error = f"Claude Code stopped: {result.subtype}: {result.result or ''}".strip() if result.is_error else None
         return AgentResult(
@@ -101,7 +103,7 @@ class ClaudeCodeAdapter:
             text=result.result,
             turns=result.num_turns,
             usage=usage,
-            cost_usd=result.total_cost_usd,
+            cost_usd=cost,
             error=error,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from vteam.agents.base import Adapter, FrameworkInfo
 from vteam.agents.claude import ClaudeCodeAdapter
 from vteam.agents.script import ScriptAdapter
@@ -43,9 +45,10 @@ def check(framework: str, model: str | None, *, interactive: bool = False) -> No
             f"framework {framework!r} takes no model, but model {model!r} was given",
             errors=[{"loc": ["model"], "msg": "this framework takes no model"}],
         )
-    if model not in info.models:
+    if model not in info.models and not (info.model_pattern and re.fullmatch(info.model_pattern, model)):
+        also = f", or any model id matching {info.model_pattern}" if info.model_pattern else ""
         raise InvalidInput(
-            f"unknown model {model!r} for framework {framework!r}; valid models: {', '.join(info.models)}",
+            f"unknown model {model!r} for framework {framework!r}; valid models: {', '.join(info.models)}{also}",
             errors=[{"loc": ["model"], "msg": f"unknown model {model!r}"}],
         )
 

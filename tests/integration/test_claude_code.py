@@ -1,0 +1,168 @@
+"""The real Claude Code agent (the CLI bundled in claude-agent-sdk) run by vTeam against a scripted
+Anthropic Messages API on 127.0.0.1: the repo changes, the events, usage, follow-ups and failures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase
+from tests.support.fake_anthropic import FakeAnthropic, text, thinking, tool_use
+from tests.support.git import bare_repo, show
+from tests.support.server import Server
+
+KEY = "sk-ant-test-0123456789abcdef"
+
+
+@pytest.fixture
+def claude_server(tmp_path: Path) -> Iterator[tuple[Server, FakeAnthropic]]:
+    fake = FakeAnthropic(api_key=KEY)
+    with fake:
+        env = {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": fake.url}
+        server = Server(tmp_path / "home", env=env).start()
+        try:
+            yield server, fake
+        finally:
+            server.close()
+
+
+def _types(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e["data"] for e in events if e["type"] == kind]
+
+
+def test_claude_code_reads_writes_runs_and_pushes(claude_server: tuple[Server, FakeAnthropic], tmp_path: Path) -> None:
+    server, fake = claude_server
+    repo = bare_repo(tmp_path, files={"README.md": "# Demo\n"})
+    fake.add(
+        [
+            thinking("Look at the README first."),
+            text("Reading the README."),
+            tool_use("Read", {"file_path": "README.md"}),
+        ],
+        [tool_use("Write", {"file_path": "NOTES.md", "content": "notes from claude\n"})],
+        [tool_use("Bash", {"command": "echo ran > RAN.txt", "description": "leave a mark"})],
+        [text("All done.")],
+    )
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        api.post("/api/projects", json={"name": "c"})
+        create_session(
+            api,
+            "c",
+            name="agent",
+            framework="claude-code",
+            model="sonnet",
+            prompt="Add notes and leave a mark.",
+            repos=[{"input": {"url": str(repo)}, "output": {"url": str(repo)}}],
+        )
+        done = wait_phase(api, "c", "agent", timeout=90)
+        events = read_events(api, "c", "agent")
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert show(repo, "vteam/agent", "NOTES.md") == "notes from claude\n"
+    assert show(repo, "vteam/agent", "RAN.txt") == "ran\n"
+    assert [t["toolCallName"] for t in _types(events, "TOOL_CALL_START")] == ["Read", "Write", "Bash"]
+    results = _types(events, "TOOL_CALL_RESULT")
+    assert len(results) == 3
+    assert "# Demo" in results[0]["content"]
+    args = "".join(a["delta"] for a in _types(events, "TOOL_CALL_ARGS") if a["toolCallId"] == results[1]["toolCallId"])
+    assert '"file_path": "NOTES.md"' in args or '"file_path":"NOTES.md"' in args
+    assert "Look at the README first." in "".join(r["delta"] for r in _types(events, "REASONING_MESSAGE_CONTENT"))
+    assert "All done." in text_of(events)
+    result = done["status"]["result"]
+    assert result["text"] == "All done."
+    assert result["turns"] == 4
+    assert result["usage"]["input_tokens"] > 0
+    assert result["usage"]["output_tokens"] > 0
+    assert result["costUsd"] > 0
+    scripted = fake.of_kind("script")
+    assert len(scripted) == 4
+    assert all(r.body["model"].startswith("claude-") for r in scripted)
+    assert fake.errors == [], "every request and response matched Anthropic's published types"
+    assert KEY not in str(events)
+    assert KEY not in server.log()
+
+
+def test_follow_up_messages_resume_the_conversation(
+    claude_server: tuple[Server, FakeAnthropic], tmp_path: Path
+) -> None:
+    server, fake = claude_server
+    fake.add([text("Hello! What next?")], [text("Second answer, same conversation.")])
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        api.post("/api/projects", json={"name": "c"})
+        create_session(api, "c", name="chat", framework="claude-code", prompt="Say hello.", interactive=True)
+        _wait_turns(api, "c", "chat", 1)
+        api.post(sessions_path("c", "chat") + "/messages", json={"text": "And now?"})
+        _wait_turns(api, "c", "chat", 2)
+        api.post(sessions_path("c", "chat") + "/end")
+        done = wait_phase(api, "c", "chat", timeout=60)
+        events = read_events(api, "c", "chat")
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert "Second answer, same conversation." in text_of(events)
+    first, second = fake.of_kind("script")
+    assert len(second.body["messages"]) > len(first.body["messages"]), "the follow-up carries the earlier turns"
+    assert "Hello! What next?" in str(second.body["messages"])
+    assert "And now?" in str(second.body["messages"][-1])
+    assert done["status"]["result"]["turns"] == 2
+    assert fake.errors == []
+
+
+def test_interrupt_stops_claude_mid_command(claude_server: tuple[Server, FakeAnthropic], tmp_path: Path) -> None:
+    server, fake = claude_server
+    marker = tmp_path / "started"
+    fake.add([tool_use("Bash", {"command": f"touch {marker}; sleep 600", "description": "wait"})])
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        api.post("/api/projects", json={"name": "c"})
+        create_session(api, "c", name="long", framework="claude-code", prompt="Wait a while.", interactive=True)
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "Claude Code started the command"
+        api.post(sessions_path("c", "long") + "/interrupt")
+        _wait_turns(api, "c", "long", 1)
+        session = get_session(api, "c", "long")
+        assert session["status"]["phase"] == "Running"
+        assert session["status"]["agentStatus"] == "waiting_input"
+        errors = _types(read_events(api, "c", "long"), "RUN_ERROR")
+        assert errors[-1]["code"] == "INTERRUPTED"
+        api.post(sessions_path("c", "long") + "/end")
+        assert wait_phase(api, "c", "long", timeout=30)["status"]["phase"] == "Completed"
+
+
+def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> None:
+    with FakeAnthropic(api_key="the-right-key") as fake:
+        env = {"ANTHROPIC_API_KEY": "a-wrong-key-1234", "ANTHROPIC_BASE_URL": fake.url}
+        server = Server(tmp_path / "home", env=env).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as api:
+                api.post("/api/projects", json={"name": "c"})
+                create_session(
+                    api,
+                    "c",
+                    name="denied",
+                    framework="claude-code",
+                    prompt="hi",
+                    environment={"CLAUDE_CODE_MAX_RETRIES": "0"},
+                )
+                done = wait_phase(api, "c", "denied", timeout=60)
+        finally:
+            server.close()
+    assert done["status"]["phase"] == "Failed"
+    assert "Claude Code" in done["status"]["message"]
+    assert "a-wrong-key-1234" not in done["status"]["message"]
+
+
+def _wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        session = get_session(api, project, name)
+        events = read_events(api, project, name)
+        ended = [e for e in events if e["type"] in ("RUN_FINISHED", "RUN_ERROR")]
+        if len(ended) >= turns and session["status"].get("agentStatus") == "waiting_input":
+            return
+        assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
+        time.sleep(0.1)
+    raise AssertionError(f"{name} did not finish {turns} turns")
