@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds an interactive session waits for input before it ends (per session: idleTimeout).",
     )
+    stall_timeout_seconds: float = Field(
+        900, gt=0, description="Seconds an agent may go without any output before its session fails as stalled."
+    )
     stop_grace_seconds: float = Field(
         2.0, ge=0, le=30, description="Seconds a runner gets after SIGTERM before SIGKILL."
     )

@@ -271,3 +271,22 @@ def test_a_flood_of_output_arrives_whole(api: httpx.Client, project: str) -> Non
     text = text_of(read_events(api, project, "flood"))
     assert len(text) == 12_000_000 + len("\nend\n")
     assert text.endswith("x\nend\n")
+
+
+def test_a_silent_agent_fails_as_stalled_with_its_last_output(tmp_path: Path) -> None:
+    server = Server(tmp_path / "home", env={"VTEAM_STALL_TIMEOUT_SECONDS": "2"}).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            api.post("/api/projects", json={"name": "s"})
+            create_session(api, "s", name="quiet", prompt="echo before-the-silence; sleep 600")
+            wait_phase(api, "s", "quiet", "Running")
+            pid = server.runner_pid("s", "quiet")
+            done = wait_phase(api, "s", "quiet", timeout=30)
+            events = read_events(api, "s", "quiet")
+    finally:
+        server.close()
+    assert done["status"]["phase"] == "Failed"
+    assert "the agent stalled: no output for 2 s" in done["status"]["message"]
+    assert "before-the-silence" in done["status"]["message"]
+    assert [e["data"]["code"] for e in events if e["type"] == "RUN_ERROR"] == ["STALLED"]
+    assert not _group_alive(pid), "the stalled command was killed"

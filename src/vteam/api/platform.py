@@ -47,6 +47,7 @@ class Platform:
             "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,
             "VTEAM_GIT_AUTHOR_EMAIL": settings.git_author_email,
             "VTEAM_IDLE_TIMEOUT_SECONDS": str(settings.idle_timeout_seconds),
+            "VTEAM_STALL_TIMEOUT_SECONDS": str(settings.stall_timeout_seconds),
         }
         if settings.git_token_hosts:
             runner_env["VTEAM_GIT_TOKEN_HOSTS"] = settings.git_token_hosts

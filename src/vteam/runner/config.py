@@ -25,6 +25,7 @@ class RunnerConfig:
     author_email: str
     reconnect_seconds: float
     idle_timeout: float
+    stall_timeout: float
     agent_secrets: dict[str, str]
     agent_settings: dict[str, str]
 
@@ -53,6 +54,7 @@ class RunnerConfig:
             author_email=env.get("VTEAM_GIT_AUTHOR_EMAIL") or "vteam@localhost",
             reconnect_seconds=float(env.get("VTEAM_RUNNER_RECONNECT_SECONDS") or 300),
             idle_timeout=float(env.get("VTEAM_IDLE_TIMEOUT_SECONDS") or 1800),
+            stall_timeout=float(env.get("VTEAM_STALL_TIMEOUT_SECONDS") or 900),
             agent_secrets=_prefixed(env, "VTEAM_SECRET_"),
             agent_settings=_prefixed(env, "VTEAM_AGENT_ENV_"),
         )

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ag_ui.core import RunErrorEvent, RunFinishedEvent, RunStartedEvent
+from ag_ui.core import BaseEvent, RunErrorEvent, RunFinishedEvent, RunStartedEvent
 
 from vteam.agents import Adapter, AgentResult, TurnContext
 from vteam.events.agui import END, INTERRUPT, USER_MESSAGE
 from vteam.runner.client import RunnerApi
 from vteam.runner.stream import EventStream
+
+TAIL_TYPES = frozenset({"TEXT_MESSAGE_CONTENT", "TOOL_CALL_RESULT"})
+TAIL_CHARS = 2000
 
 
 class Conversation:
@@ -30,6 +34,7 @@ class Conversation:
         context_for: Callable[[str], TurnContext],
         *,
         thread_id: str,
+        stall_timeout: float,
     ) -> None:
         self._adapter = adapter
         self._stream = stream
@@ -40,21 +45,48 @@ class Conversation:
         self.results: list[AgentResult] = []
         self.ended: str | None = None
         """Why the conversation ended early (a person ended it, or it idled out); None otherwise."""
+        self.stalled: str | None = None
+        """Set when the agent went silent for longer than the stall timeout; the session then fails."""
+        self._stall_timeout = stall_timeout
+        self._last_activity = time.monotonic()
+        self._tail = ""
+
+    async def _emit(self, event: BaseEvent) -> None:
+        """Emit, noting the time (for stall detection) and the latest output (for failure messages)."""
+        self._last_activity = time.monotonic()
+        data = event.model_dump()
+        piece = data.get("delta") if isinstance(data.get("delta"), str) else data.get("content")
+        if isinstance(piece, str) and str(event.type.value) in TAIL_TYPES:
+            self._tail = (self._tail + piece)[-TAIL_CHARS:]
+        await self._stream.emit(event)
 
     async def turn(self, prompt: str) -> AgentResult:
         run_id = f"{self._thread_id}-{len(self.results) + 1}"
         await self._stream.emit(RunStartedEvent(thread_id=self._thread_id, run_id=run_id))
         await self._api.report(agentStatus="working")
-        work = asyncio.create_task(self._adapter.run_turn(self._context_for(prompt), self._stream.emit))
+        self._last_activity = time.monotonic()
+        work = asyncio.create_task(self._adapter.run_turn(self._context_for(prompt), self._emit))
         stopped_by: str | None = None
         while not work.done():
             control = asyncio.create_task(self._stream.controls.get())
-            await asyncio.wait({work, control}, return_when=asyncio.FIRST_COMPLETED)
+            quiet_for = time.monotonic() - self._last_activity
+            await asyncio.wait(
+                {work, control}, timeout=max(0.0, self._stall_timeout - quiet_for), return_when=asyncio.FIRST_COMPLETED
+            )
             if not control.done():
                 control.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await control
-                break
+                if work.done():
+                    break
+                if time.monotonic() - self._last_activity >= self._stall_timeout:
+                    self.stalled = f"the agent stalled: no output for {self._stall_timeout:g} s"
+                    stopped_by = "the stall timeout"
+                    work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await work
+                    break
+                continue
             value = control.result()
             if value["type"] == USER_MESSAGE:
                 self._waiting.append(value)
@@ -65,7 +97,11 @@ class Conversation:
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await work
-        if stopped_by is not None:
+        if self.stalled is not None:
+            last = f"; last output:\n{self._tail}" if self._tail else ""
+            result = AgentResult(success=False, error=self.stalled + last)
+            await self._stream.emit(RunErrorEvent(message=result.error or "", code="STALLED"))
+        elif stopped_by is not None:
             result = AgentResult(success=False, error=f"interrupted by {stopped_by}")
             await self._stream.emit(RunErrorEvent(message=result.error or "", code="INTERRUPTED"))
         else:
@@ -80,7 +116,7 @@ class Conversation:
 
     async def converse(self, idle_timeout: float) -> None:
         """Take user messages turn by turn until a person ends the session or it idles out."""
-        while self.ended is None:
+        while self.ended is None and self.stalled is None:
             await self._api.report(agentStatus="waiting_input")
             if self._waiting:
                 control = self._waiting.popleft()

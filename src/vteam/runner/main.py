@@ -123,13 +123,20 @@ async def _work(
             budget_usd=session.spec.budget_usd,
         )
 
-    conversation = Conversation(adapter, stream, api, context_for, thread_id=session.metadata.uid or session.name)
+    conversation = Conversation(
+        adapter,
+        stream,
+        api,
+        context_for,
+        thread_id=session.metadata.uid or session.name,
+        stall_timeout=config.stall_timeout,
+    )
     await conversation.turn(session.spec.prompt)
     if session.spec.interactive:
         await conversation.converse(session.spec.idle_timeout or config.idle_timeout)
     result = conversation.combined()
     # An interactive session's work is kept however its last turn went: a person ended it.
-    keep = result.success or session.spec.interactive
+    keep = (result.success or session.spec.interactive) and conversation.stalled is None
     statuses = await workspace.publish(
         session,
         repos,
