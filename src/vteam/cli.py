@@ -351,6 +351,22 @@ def session_stop(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SER
     typer.echo(f"session {name} stopping")
 
 
+@session_app.command("continue")
+def session_continue(
+    name: str,
+    project: ProjectOpt,
+    prompt: Annotated[str, typer.Option("--prompt", help="What the continued session should do.")],
+    child: Annotated[str | None, typer.Option("--name", help="Name of the new session.")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a new session where a finished one left off: its branches, and its conversation where possible."""
+    body: dict[str, Any] = {"prompt": prompt, **({"name": child} if child else {})}
+    path = f"/api/projects/{project}/agentic-sessions/{name}/continue"
+    created = call(server, lambda c: c.request("POST", path, json=body))
+    emit_json(created) if as_json else typer.echo(f"session {created['metadata']['name']} continues {name}")
+
+
 @session_app.command("send")
 def session_send(name: str, text: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
     """Send a message to an interactive session; the agent takes it up after its current turn."""

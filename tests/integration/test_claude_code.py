@@ -166,3 +166,23 @@ def _wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
         assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
         time.sleep(0.1)
     raise AssertionError(f"{name} did not finish {turns} turns")
+
+
+def test_a_continued_session_resumes_claudes_conversation(claude_server: tuple[Server, FakeAnthropic]) -> None:
+    server, fake = claude_server
+    fake.add([text("The first session's answer.")], [text("Picked up where we left off.")])
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        api.post("/api/projects", json={"name": "c"})
+        create_session(api, "c", name="first", framework="claude-code", prompt="Start something.")
+        parent = wait_phase(api, "c", "first", timeout=60)
+        assert parent["status"]["conversationId"]
+        response = api.post(sessions_path("c", "first") + "/continue", json={"prompt": "Go on.", "name": "second"})
+        assert response.status_code == 201, response.text
+        child = wait_phase(api, "c", "second", timeout=60)
+    assert child["status"]["phase"] == "Completed", child["status"]
+    first, second = fake.of_kind("script")
+    assert "The first session's answer." not in str(first.body["messages"])
+    assert "The first session's answer." in str(second.body["messages"]), "the child sent the parent's conversation"
+    assert "Go on." in str(second.body["messages"][-2:]), "then the new prompt (and a note that the cwd moved)"
+    assert child["status"]["conversationId"] == parent["status"]["conversationId"]
+    assert fake.errors == []

@@ -154,3 +154,5 @@ def test_a_conversation_from_the_terminal(server: Server) -> None:
     refused = vteam(server, "session", "send", "c", "late", "-p", "cli-chat")
     assert refused.returncode == 1
     assert "already ended" in refused.stderr
+    more = vteam(server, "session", "continue", "c", "-p", "cli-chat", "--prompt", "echo later", "--name", "c2")
+    assert more.stdout == "session c2 continues c\n"

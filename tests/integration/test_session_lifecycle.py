@@ -290,3 +290,29 @@ def test_a_silent_agent_fails_as_stalled_with_its_last_output(tmp_path: Path) ->
     assert "before-the-silence" in done["status"]["message"]
     assert [e["data"]["code"] for e in events if e["type"] == "RUN_ERROR"] == ["STALLED"]
     assert not _group_alive(pid), "the stalled command was killed"
+
+
+def test_continue_builds_on_the_parents_pushed_branch(api: httpx.Client, project: str, repo: Path) -> None:
+    body = {"prompt": "echo first > WORK.md", "repos": [{"input": {"url": str(repo)}, "output": {"url": str(repo)}}]}
+    create_session(api, project, name="parent", labels={"team": "a"}, **body)
+    assert wait_phase(api, project, "parent")["status"]["phase"] == "Completed"
+    response = api.post(
+        sessions_path(project, "parent") + "/continue", json={"prompt": "echo second >> WORK.md", "name": "child"}
+    )
+    assert response.status_code == 201, response.text
+    child = response.json()
+    assert child["spec"]["parentSession"] == "parent"
+    assert child["metadata"]["labels"] == {"team": "a", "vteam.ambient-code/parent": "parent"}
+    assert child["spec"]["repos"][0]["input"] == {"url": str(repo), "branch": "vteam/parent"}
+    done = wait_phase(api, project, "child")
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert show(repo, "vteam/parent", "WORK.md") == "first\nsecond\n", "the child pushed onto the same branch"
+
+
+def test_only_a_finished_session_can_be_continued(api: httpx.Client, project: str) -> None:
+    create_session(api, project, name="busy", prompt="sleep 600")
+    wait_phase(api, project, "busy", "Running")
+    response = api.post(sessions_path(project, "busy") + "/continue", json={"prompt": "more"})
+    assert response.status_code == 409
+    assert "end or stop it before continuing" in response.json()["detail"]
+    api.post(sessions_path(project, "busy") + "/stop")

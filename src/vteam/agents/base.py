@@ -13,6 +13,13 @@ Emit = Callable[[BaseEvent], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class Resume:
+    conversation_id: str
+    home: Path
+    """The parent's agent HOME, where a framework may keep its conversation history."""
+
+
+@dataclass(frozen=True)
 class TurnContext:
     """What a framework gets for a turn: where to work, what to do, and its environment."""
 
@@ -28,6 +35,8 @@ class TurnContext:
     """The framework's non-secret settings (e.g. a model gateway's base URL)."""
     max_turns: int | None = None
     budget_usd: float | None = None
+    resume: Resume | None = None
+    """The conversation of a parent session to continue, for frameworks that can."""
 
 
 @dataclass(frozen=True)

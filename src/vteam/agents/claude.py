@@ -7,8 +7,12 @@ the same conversation.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
+import shutil
 from collections import deque
+from pathlib import Path
 from typing import ClassVar
 
 from ag_ui.core import BaseEvent
@@ -23,7 +27,7 @@ from claude_agent_sdk import (
     query,
 )
 
-from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
+from vteam.agents.base import AgentResult, Emit, FrameworkInfo, Resume, TurnContext
 from vteam.agents.claude_events import ClaudeEvents
 
 MODELS = ("sonnet", "opus", "haiku")
@@ -55,6 +59,9 @@ class ClaudeCodeAdapter:
         self._cost_so_far = 0.0
 
     async def run_turn(self, ctx: TurnContext, emit: Emit) -> AgentResult:
+        resume = ctx.resume
+        if resume and self.conversation_id is None and await asyncio.to_thread(_adopt, resume, ctx.home, ctx.workdir):
+            self.conversation_id = resume.conversation_id
         output: deque[str] = deque(maxlen=40)
         env = {
             "CLAUDE_CODE_MAX_RETRIES": "3",
@@ -121,3 +128,17 @@ def _translate(events: ClaudeEvents, message: Message) -> list[BaseEvent]:
 def _failure(message: str, output: deque[str]) -> str:
     tail = "\n".join(output)
     return f"{message}; last output:\n{tail}" if tail else message
+
+
+def _adopt(resume: Resume, home: Path, cwd: Path) -> bool:
+    """Copy the parent's conversation where Claude Code looks for it from this session's cwd.
+
+    Claude Code keeps transcripts in $HOME/.claude/projects/<cwd, non-alphanumerics as '-'>/<id>.jsonl.
+    """
+    found = next((resume.home / ".claude" / "projects").glob(f"*/{resume.conversation_id}.jsonl"), None)
+    if found is None:
+        return False
+    target = home / ".claude" / "projects" / re.sub(r"[^A-Za-z0-9]", "-", str(cwd))
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(found, target / found.name)
+    return True

@@ -105,4 +105,5 @@ class RunnerReport(CamelModel):
     result: SessionResult | None = None
     repos: list[RepoStatus] | None = None
     conditions: list[Condition] | None = None
+    conversation_id: str | None = Field(None, max_length=200)
     final: bool = False

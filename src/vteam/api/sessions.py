@@ -6,13 +6,23 @@ import os
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import Field
 
 from vteam.agents import registry
 from vteam.api.deps import CallerOrRunner, PlatformDep, authorize
-from vteam.api.schemas import SessionCreate, parse_session_body
+from vteam.api.schemas import SessionCreate, generate_name, parse_session_body
 from vteam.controller import set_phase
 from vteam.errors import InvalidTransition
-from vteam.resources import AgenticSession, Phase, Project
+from vteam.resources import (
+    AgenticSession,
+    CamelModel,
+    ObjectMeta,
+    Phase,
+    Project,
+    RepoInput,
+    SessionRepo,
+    SessionSpec,
+)
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions", tags=["sessions"])
 
@@ -95,3 +105,44 @@ async def stop_session(project: str, name: str, platform: PlatformDep) -> dict[s
     )
     platform.controller.enqueue(updated.key)
     return updated.wire()
+
+
+class ContinueIn(CamelModel):
+    prompt: str = Field(min_length=1, max_length=200_000)
+    name: str | None = None
+    interactive: bool | None = None
+
+
+PARENT_LABEL = "vteam.ambient-code/parent"
+
+
+@router.post("/{name}/continue", status_code=201, dependencies=[Depends(authorize())])
+async def continue_session(project: str, name: str, body: ContinueIn, platform: PlatformDep) -> dict[str, Any]:
+    """A child session on the same repos, continuing from each work branch the parent pushed, and
+    resuming the framework's conversation where the framework can."""
+    parent = await platform.store.get(AgenticSession, name, project)
+    if not parent.phase.terminal:
+        raise InvalidTransition(f"session {name!r} is still {parent.phase.value}; end or stop it before continuing it")
+    repos: list[SessionRepo] = []
+    for index, repo in enumerate(parent.spec.repos):
+        pushed = parent.status.repos[index] if index < len(parent.status.repos) else None
+        if repo.output is not None and pushed is not None and pushed.pushed and pushed.branch:
+            output = repo.output.model_copy(update={"target_branch": pushed.branch, "allow_default_branch": True})
+            repos.append(SessionRepo(input=RepoInput(url=repo.output.url, branch=pushed.branch), output=output))
+        else:
+            repos.append(repo)
+    changes: dict[str, Any] = {"prompt": body.prompt, "repos": repos, "parent_session": parent.name}
+    if body.interactive is not None:
+        changes |= {"interactive": body.interactive, "mode": "interactive" if body.interactive else "batch"}
+    spec = SessionSpec.model_validate(parent.spec.model_copy(update=changes).model_dump())
+    registry.check(spec.framework, spec.model, interactive=spec.interactive)
+    registry.check_secrets(spec.framework, {k for k, v in os.environ.items() if v})
+    child = AgenticSession(
+        metadata=ObjectMeta(
+            name=body.name or generate_name(parent.name[:54]),
+            namespace=project,
+            labels={**parent.metadata.labels, PARENT_LABEL: parent.name},
+        ),
+        spec=spec,
+    )
+    return (await platform.store.create(child)).wire()

@@ -226,6 +226,7 @@ class Controller:
             "VTEAM_SESSION_UID": uid,
             "VTEAM_RUNNER_TOKEN": self._tokens.mint(project, name, uid),
         }
+        env.update(await self._resume_env(session))
         secrets, settings = registry.agent_environment(session.spec.framework, self._agent_environ)
         env.update({f"{SECRET_PREFIX}{k}": v for k, v in secrets.items()})
         env.update({f"{SETTING_PREFIX}{k}": v for k, v in settings.items()})
@@ -247,6 +248,19 @@ class Controller:
     def _forget_timer(self, key: Key) -> None:
         if (timer := self._timers.pop(key, None)) is not None:
             timer.cancel()
+
+    async def _resume_env(self, session: AgenticSession) -> dict[str, str]:
+        """For a continued session: the parent's conversation id and agent home, where they exist."""
+        if not session.spec.parent_session:
+            return {}
+        try:
+            parent = await self._store.get(AgenticSession, session.spec.parent_session, session.namespace)
+        except NotFound:
+            return {}
+        home = self.executor.agent_home(parent)
+        if not parent.status.conversation_id or home is None:
+            return {}
+        return {"VTEAM_RESUME_CONVERSATION": parent.status.conversation_id, "VTEAM_RESUME_HOME": home}
 
     async def _deleted(self, session: AgenticSession) -> None:
         self._forget_timer(session.key)

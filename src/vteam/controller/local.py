@@ -81,6 +81,10 @@ class LocalExecutor:
                 log.info("removing the workspace of a deleted session: %s", workspace)
                 await asyncio.to_thread(shutil.rmtree, workspace, True)
 
+    def agent_home(self, session: AgenticSession) -> str | None:
+        home = workspace_for(self._root, session) / "home"
+        return str(home) if home.is_dir() else None
+
     def active(self) -> int:
         return sum(1 for r in self._runners.values() if not r.exited)
 

@@ -158,6 +158,8 @@ class SessionStatus(CamelModel):
     agent_status: AgentStatus | None = None
     result: SessionResult | None = None
     repos: list[RepoStatus] = Field(default_factory=list)
+    conversation_id: str | None = None
+    """The framework's own conversation id, which a continued session resumes where it can."""
     observed_generation: int | None = None
 
 

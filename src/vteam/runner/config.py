@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from vteam.agents import Resume
 from vteam.runner.git import Credentials
 
 
@@ -26,6 +27,7 @@ class RunnerConfig:
     reconnect_seconds: float
     idle_timeout: float
     stall_timeout: float
+    resume: Resume | None
     agent_secrets: dict[str, str]
     agent_settings: dict[str, str]
 
@@ -55,6 +57,9 @@ class RunnerConfig:
             reconnect_seconds=float(env.get("VTEAM_RUNNER_RECONNECT_SECONDS") or 300),
             idle_timeout=float(env.get("VTEAM_IDLE_TIMEOUT_SECONDS") or 1800),
             stall_timeout=float(env.get("VTEAM_STALL_TIMEOUT_SECONDS") or 900),
+            resume=Resume(env["VTEAM_RESUME_CONVERSATION"], Path(env["VTEAM_RESUME_HOME"]))
+            if env.get("VTEAM_RESUME_CONVERSATION") and env.get("VTEAM_RESUME_HOME")
+            else None,
             agent_secrets=_prefixed(env, "VTEAM_SECRET_"),
             agent_settings=_prefixed(env, "VTEAM_AGENT_ENV_"),
         )

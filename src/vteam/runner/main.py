@@ -36,6 +36,7 @@ class Outcome:
     repos: list[RepoStatus]
     ok: bool
     message: str
+    conversation_id: str | None = None
 
 
 def main() -> None:
@@ -98,6 +99,7 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
         result={"text": result.text, "turns": result.turns, "usage": result.usage, "costUsd": result.cost_usd},
         repos=[s.wire() for s in statuses],
         conditions=_reported(),
+        **({"conversationId": outcome.conversation_id} if outcome.conversation_id else {}),
     )
     return 0 if ok else 1
 
@@ -121,6 +123,7 @@ async def _work(
             settings=config.agent_settings,
             max_turns=session.spec.max_turns,
             budget_usd=session.spec.budget_usd,
+            resume=config.resume,
         )
 
     conversation = Conversation(
@@ -147,14 +150,15 @@ async def _work(
         push=keep,
     )
     errors = [f"repos[{i}]: {s.error}" for i, s in enumerate(statuses) if s.error]
+    conversation_id = getattr(adapter, "conversation_id", None)
     if not keep:
-        return Outcome(result, statuses, False, result.error or "the agent failed")
+        return Outcome(result, statuses, False, result.error or "the agent failed", conversation_id)
     if errors:
-        return Outcome(result, statuses, False, "; ".join(errors))
+        return Outcome(result, statuses, False, "; ".join(errors), conversation_id)
     pushed = sum(s.pushed for s in statuses)
     done = conversation.ended or "completed"
     message = f"{done}; pushed {pushed} of {len(statuses)} repos" if statuses else done
-    return Outcome(result, statuses, True, message)
+    return Outcome(result, statuses, True, message, conversation_id)
 
 
 def _reported() -> list[dict[str, str]]:
