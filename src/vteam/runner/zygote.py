@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -89,8 +90,14 @@ def _spawn(request: dict[str, object], listener: socket.socket, conn: socket.soc
     os._exit(70)
 
 
+PRELOAD = ("vteam.agents.claude_sdk",)
+"""Adapter implementations that are slow to import and loaded on first use elsewhere."""
+
+
 def _warm() -> None:
-    """Load what httpx and websockets import lazily on first use, so forked runners need not."""
+    """Load what httpx, websockets and the adapters import lazily on first use, so forked runners need not."""
+    for module in PRELOAD:
+        importlib.import_module(module)
 
     async def attempt() -> None:
         with socket.socket() as closed:
