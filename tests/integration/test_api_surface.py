@@ -63,9 +63,17 @@ def test_openapi_describes_the_resource_paths(api: httpx.Client) -> None:
 
 
 def test_runner_types_lists_script(api: httpx.Client) -> None:
-    [script] = [t for t in api.get("/api/runner-types").json() if t["name"] == "script"]
-    assert script["capabilities"]["streaming"] is True
-    assert script["secrets"] == []
+    types = {t["name"]: t for t in api.get("/api/runner-types").json()}
+    assert types["script"]["capabilities"]["streaming"] is True
+    assert types["script"]["capabilities"]["interactive"] is True
+    assert types["script"]["secrets"] == []
+    claude = types["claude-code"]
+    assert claude["secrets"] == ["ANTHROPIC_API_KEY"]
+    assert "CLAUDE_CODE_USE_VERTEX" in claude["secretAlternatives"]
+    assert "ANTHROPIC_BASE_URL" in claude["settings"]
+    assert "sonnet" in claude["models"]
+    assert claude["modelPattern"]
+    assert claude["capabilities"] == {"interactive": True, "resume": True, "streaming": True}
 
 
 def test_session_websocket_reader_replays_then_closes(api: httpx.Client, project: str) -> None:

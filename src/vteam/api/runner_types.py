@@ -19,7 +19,10 @@ async def runner_types() -> list[dict[str, Any]]:
             "name": info.name,
             "description": info.description,
             "models": list(info.models),
+            "modelPattern": info.model_pattern,
             "secrets": list(info.secrets),
+            "secretAlternatives": list(info.secret_alternatives),
+            "settings": list(info.settings),
             "capabilities": {"interactive": info.interactive, "resume": info.resume, "streaming": info.streaming},
         }
         for info in registry.infos()
