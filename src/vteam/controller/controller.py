@@ -84,17 +84,19 @@ class Controller:
 
     async def _supervise(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Keep a loop running: an unexpected error is logged and the loop starts again."""
+        failed = False
         while True:
             try:
+                if failed and name == "watch":
+                    loop = partial(self._watch, await self._relist())
+                failed = False
                 await loop()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("controller %s loop failed; restarting it in 1 s", name)
+                failed = True
                 await asyncio.sleep(1.0)
-                if name == "watch":
-                    version = await self._relist()
-                    loop = partial(self._watch, version)
 
     async def _relist(self) -> str:
         """Refresh the cache from a full list and queue every session; the list's version to watch from."""
