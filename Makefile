@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# Agent frameworks that come from npm (the Codex CLI), pinned, installed into $(AGENTS) by `setup`.
+AGENTS := .agents
+CODEX_VERSION := 0.169.0
+CODEX_STAMP := $(AGENTS)/.codex-$(CODEX_VERSION)
 
 .PHONY: run test lint typecheck bench setup system clean
 
@@ -22,7 +26,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-PACKAGE_OF = sed -e 's/^sshd$$/openssh-server/' -e 's/^ssh$$/openssh-client/'
+PACKAGE_OF = sed -e 's/^sshd$$/openssh-server/' -e 's/^ssh$$/openssh-client/' -e 's/^node$$/nodejs/'
 APT = $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$@"' apt
 
 system: ## install missing system packages with apt-get
@@ -32,7 +36,15 @@ system: ## install missing system packages with apt-get
 		$(APT) $$missing; \
 	fi
 
-setup: system $(STAMP) ## create .venv and install vTeam with its test tools
+# Codex CLI (npm @openai/codex; its native binary comes inside the package): installed when missing or when
+# CODEX_VERSION changes, with node and npm from apt-get when they are missing.
+$(CODEX_STAMP):
+	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
+	npm install --prefix $(AGENTS) --no-audit --no-fund --loglevel=error @openai/codex@$(CODEX_VERSION)
+	@rm -f $(AGENTS)/.codex-*
+	@touch $(CODEX_STAMP)
+
+setup: system $(STAMP) $(CODEX_STAMP) ## create .venv and install vTeam with its test tools and agent CLIs
 
 run: setup ## start the platform on http://$(HOST):$(PORT)
 	$(BIN)/vteam up --host $(HOST) --port $(PORT)
@@ -53,4 +65,4 @@ bench: setup ## measure API, event and start latency; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json
 
 clean:
-	rm -rf $(VENV) .vteam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AGENTS) .vteam .pytest_cache .mypy_cache .ruff_cache

@@ -278,7 +278,7 @@ class FakeOpenAI:
         iterable and then fails on the string's characters.
         """
         try:
-            _drain(adapter.validate_python(body, strict=True))
+            _drain(adapter.validate_python(_without_accepted_nulls(body), strict=True))
         except pydantic.ValidationError as exc:
             self._error(f"request to {where}: {_summary(exc)}")
 
@@ -564,6 +564,25 @@ def _echo_tool(tool: Any) -> Any:
 
 
 # --- shared ---
+
+
+ACCEPTED_NULLS = {"reasoning": ("content",)}
+"""Input item fields the real Responses API takes as null where the SDK's param types only allow leaving them out:
+Codex echoes a reasoning item back with `"content": null`."""
+
+
+def _without_accepted_nulls(body: dict[str, Any]) -> dict[str, Any]:
+    """The request body with the nulls of `ACCEPTED_NULLS` left out, so only real mismatches are errors."""
+    items = body.get("input")
+    if not isinstance(items, list):
+        return body
+    cleaned = [
+        {k: v for k, v in item.items() if not (v is None and k in ACCEPTED_NULLS.get(item.get("type"), ()))}
+        if isinstance(item, dict)
+        else item
+        for item in items
+    ]
+    return {**body, "input": cleaned}
 
 
 def _model(name: str) -> dict[str, Any]:

@@ -343,3 +343,15 @@ def test_a_response_of_the_wrong_shape_is_an_error(connect: Callable[..., openai
     assert [error.split(":")[0] for error in fake.errors] == ["response of wrong type", "response of misspelt field"]
     assert "created" in fake.errors[0]
     assert fake.errors[1].endswith("a field the SDK does not know: system_fingerprnt")
+
+
+def test_a_reasoning_item_echoed_with_null_content_is_accepted(pool: httpx.Client) -> None:
+    """Codex sends reasoning items back as `"content": null`, which the real API takes (the SDK type omits it)."""
+    echoed = {"type": "reasoning", "id": "rs_1", "summary": [], "content": None, "encrypted_content": "abc"}
+    body = {"model": MODEL, "input": [{"role": "user", "content": "Hello"}, echoed]}
+    headers = {"authorization": f"Bearer {KEY}"}
+    with FakeOpenAI(api_key=KEY) as fake:
+        assert pool.post(f"{fake.url}/responses", json=body, headers=headers).status_code == 200
+        assert fake.errors == []
+        pool.post(f"{fake.url}/responses", json={**body, "input": [{**echoed, "summary": None}]}, headers=headers)
+    assert len(fake.errors) == 1, "other nulls are still errors"

@@ -6,12 +6,14 @@ import re
 
 from vteam.agents.base import Adapter, FrameworkInfo
 from vteam.agents.claude import ClaudeCodeAdapter
+from vteam.agents.codex import CodexAdapter
 from vteam.agents.script import ScriptAdapter
 from vteam.errors import InvalidInput
 
 ADAPTERS: dict[str, type[Adapter]] = {
     ScriptAdapter.info.name: ScriptAdapter,
     ClaudeCodeAdapter.info.name: ClaudeCodeAdapter,
+    CodexAdapter.info.name: CodexAdapter,
 }
 
 

@@ -1,0 +1,204 @@
+"""The real Codex CLI (`@openai/codex`, installed by `make setup`) run by vTeam against a scripted OpenAI Responses
+API on 127.0.0.1: the repo changes, the events, usage, follow-ups and failures."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase
+from tests.support.fake_openai import FakeOpenAI, function_call, reasoning, text
+from tests.support.git import bare_repo, show
+from tests.support.server import Server
+from vteam.agents.codex import codex_binary
+
+KEY = "sk-test-codex-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def codex_installed() -> None:
+    """`make test` installs Codex (`make setup`): its absence is a failure, not a reason to skip."""
+    assert codex_binary() is not None, "the Codex CLI is not installed: run `make setup` (npm @openai/codex)"
+
+
+@pytest.fixture
+def codex_server(tmp_path: Path) -> Iterator[tuple[Server, FakeOpenAI]]:
+    fake = FakeOpenAI(api_key=KEY)
+    with fake:
+        env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.url}
+        server = Server(tmp_path / "home", env=env).start()
+        try:
+            yield server, fake
+        finally:
+            server.close()
+
+
+def _types(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e["data"] for e in events if e["type"] == kind]
+
+
+def test_codex_runs_a_command_and_pushes(codex_server: tuple[Server, FakeOpenAI], tmp_path: Path) -> None:
+    server, fake = codex_server
+    repo = bare_repo(tmp_path, files={"README.md": "# Demo\n"})
+    fake.add(
+        [reasoning("Write the notes with a command."), function_call("exec_command", {"cmd": "cat README.md"})],
+        [function_call("exec_command", {"cmd": "printf 'notes from codex\\n' > NOTES.md && echo written"})],
+        [text("All done.")],
+    )
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        api.post("/api/projects", json={"name": "c"})
+        create_session(
+            api,
+            "c",
+            name="agent",
+            framework="codex",
+            model="gpt-5.5",
+            prompt="Add notes.",
+            repos=[{"input": {"url": str(repo)}, "output": {"url": str(repo)}}],
+        )
+        done = wait_phase(api, "c", "agent", timeout=90)
+        events = read_events(api, "c", "agent")
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert show(repo, "vteam/agent", "NOTES.md") == "notes from codex\n"
+    starts = _types(events, "TOOL_CALL_START")
+    assert [t["toolCallName"] for t in starts] == ["command_execution", "command_execution"]
+    args = "".join(a["delta"] for a in _types(events, "TOOL_CALL_ARGS") if a["toolCallId"] == starts[1]["toolCallId"])
+    assert "NOTES.md" in args
+    results = _types(events, "TOOL_CALL_RESULT")
+    assert len(results) == 2
+    assert "# Demo" in results[0]["content"]
+    assert "written" in results[1]["content"]
+    assert "Write the notes with a command." in "".join(r["delta"] for r in _types(events, "REASONING_MESSAGE_CONTENT"))
+    assert "All done." in text_of(events)
+    result = done["status"]["result"]
+    assert result["text"] == "All done."
+    assert result["usage"]["input_tokens"] > 0
+    assert result["usage"]["output_tokens"] > 0
+    scripted = fake.of_kind("script")
+    assert len(scripted) == 3
+    assert all(r.body["model"] == "gpt-5.5" for r in scripted)
+    assert all(r.path == "/v1/responses" and r.body["stream"] is True for r in scripted)
+    tools = {tool.get("name"): tool for tool in scripted[0].body["tools"]}
+    assert tools["exec_command"]["parameters"]["required"] == ["cmd"], "the schema the scripted calls rely on"
+    assert fake.errors == [], "every request and response matched OpenAI's published types"
+    assert KEY not in str(events)
+    assert KEY not in server.log()
+
+
+def test_follow_up_messages_resume_the_thread(codex_server: tuple[Server, FakeOpenAI]) -> None:
+    server, fake = codex_server
+    fake.add([text("Hello! What next?")], [text("Second answer, same thread.")])
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        api.post("/api/projects", json={"name": "c"})
+        create_session(api, "c", name="chat", framework="codex", prompt="Say hello.", interactive=True)
+        _wait_turns(api, "c", "chat", 1)
+        api.post(sessions_path("c", "chat") + "/messages", json={"text": "And now?"})
+        _wait_turns(api, "c", "chat", 2)
+        api.post(sessions_path("c", "chat") + "/end")
+        done = wait_phase(api, "c", "chat", timeout=60)
+        events = read_events(api, "c", "chat")
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert "Second answer, same thread." in text_of(events)
+    first, second = fake.of_kind("script")
+    assert len(second.body["input"]) > len(first.body["input"]), "the follow-up carries the earlier turn"
+    assert "Hello! What next?" in str(second.body["input"])
+    assert "And now?" in str(second.body["input"][-1])
+    assert done["status"]["conversationId"]
+    result = done["status"]["result"]
+    assert result["turns"] == 2
+    # Codex reports a resumed thread's usage cumulatively; each turn counts its own, so the sum is what the fake
+    # counted for the two requests (a byte in four), not the first request's tokens twice over.
+    counted = [_tokens(r.body) for r in (first, second)]
+    assert abs(result["usage"]["input_tokens"] - sum(counted)) < counted[0] / 10, (result["usage"], counted)
+    assert fake.errors == []
+
+
+def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> None:
+    with FakeOpenAI(api_key="the-right-key") as fake:
+        env = {"OPENAI_API_KEY": "a-wrong-key-1234", "OPENAI_BASE_URL": fake.url}
+        server = Server(tmp_path / "home", env=env).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as api:
+                api.post("/api/projects", json={"name": "c"})
+                create_session(api, "c", name="denied", framework="codex", prompt="hi")
+                started = time.monotonic()
+                done = wait_phase(api, "c", "denied", timeout=60)
+                took = time.monotonic() - started
+        finally:
+            server.close()
+    assert done["status"]["phase"] == "Failed"
+    message = done["status"]["message"]
+    assert "Codex failed" in message
+    assert "401" in message or "Unauthorized" in message or "API key" in message, message
+    assert "a-wrong-key-1234" not in message
+    assert took < 30, "no retries"
+    assert fake.of_kind("unauthorized")
+
+
+def _tokens(body: Any) -> int:
+    """What the fake counts as a request's input tokens: a byte of compact JSON in four."""
+    return len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()) // 4
+
+
+def _wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        session = get_session(api, project, name)
+        events = read_events(api, project, name)
+        ended = [e for e in events if e["type"] in ("RUN_FINISHED", "RUN_ERROR")]
+        if len(ended) >= turns and session["status"].get("agentStatus") == "waiting_input":
+            return
+        assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
+        time.sleep(0.1)
+    raise AssertionError(f"{name} did not finish {turns} turns")
+
+
+def test_interrupt_stops_codex_mid_command(codex_server: tuple[Server, FakeOpenAI], tmp_path: Path) -> None:
+    server, fake = codex_server
+    marker = tmp_path / "started"
+    fake.add([function_call("exec_command", {"cmd": f"touch {marker}; sleep 600", "yield_time_ms": 30000})])
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        api.post("/api/projects", json={"name": "c"})
+        create_session(api, "c", name="long", framework="codex", prompt="Wait a while.", interactive=True)
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "Codex started the command"
+        api.post(sessions_path("c", "long") + "/interrupt")
+        _wait_turns(api, "c", "long", 1)
+        session = get_session(api, "c", "long")
+        assert session["status"]["phase"] == "Running"
+        assert session["status"]["agentStatus"] == "waiting_input"
+        errors = _types(read_events(api, "c", "long"), "RUN_ERROR")
+        assert errors[-1]["code"] == "INTERRUPTED"
+        api.post(sessions_path("c", "long") + "/end")
+        assert wait_phase(api, "c", "long", timeout=30)["status"]["phase"] == "Completed"
+
+
+def test_a_continued_session_resumes_codexs_thread(codex_server: tuple[Server, FakeOpenAI]) -> None:
+    server, fake = codex_server
+    fake.add([text("The first session's answer.")], [text("Picked up where we left off.")])
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        api.post("/api/projects", json={"name": "c"})
+        create_session(api, "c", name="first", framework="codex", prompt="Start something.")
+        parent = wait_phase(api, "c", "first", timeout=60)
+        assert parent["status"]["conversationId"]
+        response = api.post(sessions_path("c", "first") + "/continue", json={"prompt": "Go on.", "name": "second"})
+        assert response.status_code == 201, response.text
+        child = wait_phase(api, "c", "second", timeout=60)
+    assert child["status"]["phase"] == "Completed", child["status"]
+    first, second = fake.of_kind("script")
+    assert "The first session's answer." not in str(first.body["input"])
+    assert "The first session's answer." in str(second.body["input"]), "the child sent the parent's thread"
+    assert "Go on." in str(second.body["input"][-1])
+    assert child["status"]["conversationId"] == parent["status"]["conversationId"]
+    # The child's usage is its own turn's, not the parent's thread's too.
+    counted = _tokens(second.body)
+    assert abs(child["status"]["result"]["usage"]["input_tokens"] - counted) < counted / 10
+    assert fake.errors == []
