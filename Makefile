@@ -9,6 +9,11 @@ PORT ?= 8080
 AGENTS := .agents
 CODEX_VERSION := 0.169.0
 CODEX_STAMP := $(AGENTS)/.codex-$(CODEX_VERSION)
+# mini-swe-agent lives in a venv of its own: its litellm needs openai<3, and vTeam's tests use openai 3.
+MINI_SWE_VERSION := 2.4.6
+MINI_SWE_STAMP := $(AGENTS)/.mini-swe-agent-$(MINI_SWE_VERSION)
+GEMINI_VERSION := 0.61.0
+GEMINI_STAMP := $(AGENTS)/.gemini-cli-$(GEMINI_VERSION)
 
 .PHONY: run test lint typecheck bench setup system clean
 
@@ -44,7 +49,21 @@ $(CODEX_STAMP):
 	@rm -f $(AGENTS)/.codex-*
 	@touch $(CODEX_STAMP)
 
-setup: system $(STAMP) $(CODEX_STAMP) ## create .venv and install vTeam with its test tools and agent CLIs
+# Gemini CLI (npm @google/gemini-cli, bundled JavaScript for node >= 20): installed the same way, when missing or
+# when GEMINI_VERSION changes.
+$(GEMINI_STAMP):
+	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
+	npm install --prefix $(AGENTS) --no-audit --no-fund --loglevel=error @google/gemini-cli@$(GEMINI_VERSION)
+	@rm -f $(AGENTS)/.gemini-cli-*
+	@touch $(GEMINI_STAMP)
+
+$(MINI_SWE_STAMP):
+	$(PYTHON) -m venv $(AGENTS)/mini-swe-agent
+	$(AGENTS)/mini-swe-agent/bin/python -m pip install --quiet mini-swe-agent==$(MINI_SWE_VERSION) mcp
+	@rm -f $(AGENTS)/.mini-swe-agent-*
+	@touch $(MINI_SWE_STAMP)
+
+setup: system $(STAMP) $(CODEX_STAMP) $(MINI_SWE_STAMP) $(GEMINI_STAMP) ## create .venv and install vTeam with its test tools and agent CLIs
 
 run: setup ## start the platform on http://$(HOST):$(PORT)
 	$(BIN)/vteam up --host $(HOST) --port $(PORT)

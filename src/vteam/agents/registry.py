@@ -7,6 +7,8 @@ import re
 from vteam.agents.base import Adapter, FrameworkInfo
 from vteam.agents.claude import ClaudeCodeAdapter
 from vteam.agents.codex import CodexAdapter
+from vteam.agents.gemini import GeminiAdapter
+from vteam.agents.mini_swe import MiniSweAdapter
 from vteam.agents.script import ScriptAdapter
 from vteam.errors import InvalidInput
 
@@ -14,6 +16,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     ScriptAdapter.info.name: ScriptAdapter,
     ClaudeCodeAdapter.info.name: ClaudeCodeAdapter,
     CodexAdapter.info.name: CodexAdapter,
+    GeminiAdapter.info.name: GeminiAdapter,
+    MiniSweAdapter.info.name: MiniSweAdapter,
 }
 
 
