@@ -179,6 +179,7 @@ def test_interrupt_stops_gemini_mid_command(gemini_server: tuple[Server, FakeGem
         assert errors[-1]["code"] == "INTERRUPTED"
         api.post(sessions_path("g", "long") + "/end")
         assert wait_phase(api, "g", "long", timeout=30)["status"]["phase"] == "Completed"
+    assert not _running(str(marker)), "the interrupted command is gone, though Gemini ran it in a session of its own"
 
 
 def _wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
@@ -192,3 +193,16 @@ def _wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
         assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
         time.sleep(0.1)
     raise AssertionError(f"{name} did not finish {turns} turns")
+
+
+def _running(needle: str) -> bool:
+    """Whether a live (non-zombie) process has `needle` in its command line."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if state != "Z" and needle in cmdline:
+            return True
+    return False

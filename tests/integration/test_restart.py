@@ -40,6 +40,8 @@ def test_restart_fails_lost_runners_and_starts_queued_sessions(tmp_path: Path) -
             assert lost["status"]["phase"] == "Failed"
             assert "restarted" in lost["status"]["message"]
             assert "runner is gone" in lost["status"]["message"]
+            [lost_workspace] = (home / "workspaces" / "r").glob("long-*")
+            assert not _runs_in(lost_workspace), "what the lost runner started was killed too"
             ran = wait_phase(api, "r", "queued", timeout=20)
             assert ran["status"]["phase"] == "Completed"
             assert text_of(read_events(api, "r", "queued")) == "queued-ran\n"
@@ -106,3 +108,17 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _runs_in(folder: Path) -> list[int]:
+    """Live processes whose working directory is inside `folder`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = os.readlink(proc / "cwd")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and cwd.startswith(str(folder)):
+            found.append(int(proc.name))
+    return found

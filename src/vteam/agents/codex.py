@@ -14,13 +14,13 @@ import json
 import os
 import re
 import shutil
-import signal
 from collections import deque
 from pathlib import Path
 from typing import ClassVar
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, Resume, TurnContext
 from vteam.agents.codex_events import CodexEvents, usage_delta
+from vteam.agents.processes import kill_tree
 
 VERSION = "0.169.0"
 """The pinned `@openai/codex` version; `make setup` installs it into `.agents/`."""
@@ -107,8 +107,7 @@ class CodexAdapter:
             await reader
         finally:
             # The turn is over: nothing Codex started may outlive it (and see what comes next).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill_tree(proc.pid)
             reader.cancel()
         return self._result(events, code, stderr)
 

@@ -16,13 +16,13 @@ import json
 import os
 import re
 import shutil
-import signal
 from collections import deque
 from pathlib import Path
 from typing import Any, ClassVar
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, Resume, TurnContext
 from vteam.agents.gemini_events import GeminiEvents
+from vteam.agents.processes import kill_tree
 
 VERSION = "0.61.0"
 """The pinned `@google/gemini-cli` version; `make setup` installs it into `.agents/`."""
@@ -113,8 +113,7 @@ class GeminiAdapter:
             await reader
         finally:
             # Gemini relaunches itself as a child node process: nothing it started may outlive the turn.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill_tree(proc.pid)
             reader.cancel()
         return self._result(events, code, stderr)
 

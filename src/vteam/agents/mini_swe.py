@@ -9,11 +9,9 @@ The conversation is saved in the session's HOME, so follow-up turns (and continu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
 import uuid
 from collections import deque
@@ -22,6 +20,7 @@ from typing import ClassVar
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
 from vteam.agents.mini_swe_events import MiniSweEvents
+from vteam.agents.processes import kill_tree
 
 VERSION = "2.4.6"
 """The pinned `mini-swe-agent` version; `make setup` installs it into `.agents/mini-swe-agent`."""
@@ -125,8 +124,7 @@ class MiniSweAdapter:
             await reader
         finally:
             # The turn is over: nothing the agent started may outlive it (and see what comes next).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill_tree(proc.pid)
             reader.cancel()
         return _result(events, code, stderr)
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import os
-import signal
 import uuid
 from typing import ClassVar
 
 from ag_ui.core import TextMessageContentEvent, TextMessageEndEvent, TextMessageStartEvent
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
+from vteam.agents.processes import kill_tree
 
 READ_SIZE = 16 * 1024
 KEEP_TAIL = 4000
@@ -50,8 +49,7 @@ class ScriptAdapter:
             return await self._stream(proc, emit)
         finally:
             # The turn is over: nothing the agent started may outlive it (and see what comes next).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill_tree(proc.pid)
 
     async def _stream(self, proc: asyncio.subprocess.Process, emit: Emit) -> AgentResult:
         message_id = uuid.uuid4().hex

@@ -150,7 +150,13 @@ class LocalExecutor:
         except (OSError, ValueError):
             return None
         pid = int(info.get("pid", 0))
-        if not pid or _start_ticks(pid) != info.get("start") or not _alive(pid):
+        if not pid:
+            return None
+        if _start_ticks(pid) is None or not _alive(pid):
+            # The runner died while nobody watched; what it started may live on in its session.
+            _signal_session(pid, signal.SIGKILL)
+            return None
+        if _start_ticks(pid) != info.get("start"):
             return None
         runner = _Runner(pid=pid, workspace=workspace)
         runner.waiter = asyncio.create_task(self._poll(session.key, runner), name=f"runner-poll-{pid}")
