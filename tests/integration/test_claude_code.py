@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase
+from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase, wait_turns
 from tests.support.fake_anthropic import FakeAnthropic, text, thinking, tool_use
 from tests.support.git import bare_repo, show
 from tests.support.server import Server
@@ -94,9 +94,9 @@ def test_follow_up_messages_resume_the_conversation(
     with httpx.Client(base_url=server.url, timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="chat", framework="claude-code", prompt="Say hello.", interactive=True)
-        _wait_turns(api, "c", "chat", 1)
+        wait_turns(api, "c", "chat", 1)
         api.post(sessions_path("c", "chat") + "/messages", json={"text": "And now?"})
-        _wait_turns(api, "c", "chat", 2)
+        wait_turns(api, "c", "chat", 2)
         api.post(sessions_path("c", "chat") + "/end")
         done = wait_phase(api, "c", "chat", timeout=60)
         events = read_events(api, "c", "chat")
@@ -122,7 +122,7 @@ def test_interrupt_stops_claude_mid_command(claude_server: tuple[Server, FakeAnt
             time.sleep(0.1)
         assert marker.exists(), "Claude Code started the command"
         api.post(sessions_path("c", "long") + "/interrupt")
-        _wait_turns(api, "c", "long", 1)
+        wait_turns(api, "c", "long", 1)
         session = get_session(api, "c", "long")
         assert session["status"]["phase"] == "Running"
         assert session["status"]["agentStatus"] == "waiting_input"
@@ -153,19 +153,6 @@ def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> Non
     assert done["status"]["phase"] == "Failed"
     assert "Claude Code" in done["status"]["message"]
     assert "a-wrong-key-1234" not in done["status"]["message"]
-
-
-def _wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        session = get_session(api, project, name)
-        events = read_events(api, project, name)
-        ended = [e for e in events if e["type"] in ("RUN_FINISHED", "RUN_ERROR")]
-        if len(ended) >= turns and session["status"].get("agentStatus") == "waiting_input":
-            return
-        assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
-        time.sleep(0.1)
-    raise AssertionError(f"{name} did not finish {turns} turns")
 
 
 def test_a_continued_session_resumes_claudes_conversation(claude_server: tuple[Server, FakeAnthropic]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase
+from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase, wait_turns
 from tests.support.fake_openai import FakeOpenAI, function_call, reasoning, text
 from tests.support.git import bare_repo, show
 from tests.support.server import Server
@@ -97,9 +97,9 @@ def test_follow_up_messages_resume_the_thread(codex_server: tuple[Server, FakeOp
     with httpx.Client(base_url=server.url, timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="chat", framework="codex", prompt="Say hello.", interactive=True)
-        _wait_turns(api, "c", "chat", 1)
+        wait_turns(api, "c", "chat", 1)
         api.post(sessions_path("c", "chat") + "/messages", json={"text": "And now?"})
-        _wait_turns(api, "c", "chat", 2)
+        wait_turns(api, "c", "chat", 2)
         api.post(sessions_path("c", "chat") + "/end")
         done = wait_phase(api, "c", "chat", timeout=60)
         events = read_events(api, "c", "chat")
@@ -146,19 +146,6 @@ def _tokens(body: Any) -> int:
     return len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()) // 4
 
 
-def _wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        session = get_session(api, project, name)
-        events = read_events(api, project, name)
-        ended = [e for e in events if e["type"] in ("RUN_FINISHED", "RUN_ERROR")]
-        if len(ended) >= turns and session["status"].get("agentStatus") == "waiting_input":
-            return
-        assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
-        time.sleep(0.1)
-    raise AssertionError(f"{name} did not finish {turns} turns")
-
-
 def test_interrupt_stops_codex_mid_command(codex_server: tuple[Server, FakeOpenAI], tmp_path: Path) -> None:
     server, fake = codex_server
     marker = tmp_path / "started"
@@ -171,7 +158,7 @@ def test_interrupt_stops_codex_mid_command(codex_server: tuple[Server, FakeOpenA
             time.sleep(0.1)
         assert marker.exists(), "Codex started the command"
         api.post(sessions_path("c", "long") + "/interrupt")
-        _wait_turns(api, "c", "long", 1)
+        wait_turns(api, "c", "long", 1)
         session = get_session(api, "c", "long")
         assert session["status"]["phase"] == "Running"
         assert session["status"]["agentStatus"] == "waiting_input"

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase
+from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase, wait_turns
 from tests.support.fake_gemini import FakeGemini, function_call, text
 from tests.support.git import bare_repo, show
 from tests.support.server import Server
@@ -95,9 +95,9 @@ def test_follow_up_messages_resume_the_session(gemini_server: tuple[Server, Fake
     with httpx.Client(base_url=server.url, timeout=30) as api:
         api.post("/api/projects", json={"name": "g"})
         create_session(api, "g", name="chat", framework="gemini", prompt="Say hello.", interactive=True)
-        _wait_turns(api, "g", "chat", 1)
+        wait_turns(api, "g", "chat", 1)
         api.post(sessions_path("g", "chat") + "/messages", json={"text": "And now?"})
-        _wait_turns(api, "g", "chat", 2)
+        wait_turns(api, "g", "chat", 2)
         api.post(sessions_path("g", "chat") + "/end")
         done = wait_phase(api, "g", "chat", timeout=60)
         events = read_events(api, "g", "chat")
@@ -171,7 +171,7 @@ def test_interrupt_stops_gemini_mid_command(gemini_server: tuple[Server, FakeGem
             time.sleep(0.1)
         assert marker.exists(), "Gemini started the command"
         api.post(sessions_path("g", "long") + "/interrupt")
-        _wait_turns(api, "g", "long", 1)
+        wait_turns(api, "g", "long", 1)
         session = get_session(api, "g", "long")
         assert session["status"]["phase"] == "Running"
         assert session["status"]["agentStatus"] == "waiting_input"
@@ -180,19 +180,6 @@ def test_interrupt_stops_gemini_mid_command(gemini_server: tuple[Server, FakeGem
         api.post(sessions_path("g", "long") + "/end")
         assert wait_phase(api, "g", "long", timeout=30)["status"]["phase"] == "Completed"
     assert not _running(str(marker)), "the interrupted command is gone, though Gemini ran it in a session of its own"
-
-
-def _wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        session = get_session(api, project, name)
-        events = read_events(api, project, name)
-        ended = [e for e in events if e["type"] in ("RUN_FINISHED", "RUN_ERROR")]
-        if len(ended) >= turns and session["status"].get("agentStatus") == "waiting_input":
-            return
-        assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
-        time.sleep(0.1)
-    raise AssertionError(f"{name} did not finish {turns} turns")
 
 
 def _running(needle: str) -> bool:

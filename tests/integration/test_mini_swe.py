@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase
+from tests.support.api import create_session, read_events, sessions_path, text_of, wait_phase, wait_turns
 from tests.support.fake_openai import FakeOpenAI, text, tool_call
 from tests.support.git import bare_repo, show
 from tests.support.server import Server
@@ -97,9 +97,9 @@ def test_follow_up_messages_continue_the_conversation(mini_server: tuple[Server,
     with httpx.Client(base_url=server.url, timeout=30) as api:
         api.post("/api/projects", json={"name": "m"})
         create_session(api, "m", name="chat", framework="mini-swe-agent", prompt="Say hello.", interactive=True)
-        _wait_turns(api, "m", "chat", 1)
+        wait_turns(api, "m", "chat", 1)
         api.post(sessions_path("m", "chat") + "/messages", json={"text": "And now?"})
-        _wait_turns(api, "m", "chat", 2)
+        wait_turns(api, "m", "chat", 2)
         api.post(sessions_path("m", "chat") + "/end")
         done = wait_phase(api, "m", "chat", timeout=60)
         events = read_events(api, "m", "chat")
@@ -157,16 +157,3 @@ def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> Non
     assert "a-wrong-key-1234" not in message
     assert took < 30, "no retries"
     assert fake.of_kind("unauthorized")
-
-
-def _wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        session = get_session(api, project, name)
-        events = read_events(api, project, name)
-        ended = [e for e in events if e["type"] in ("RUN_FINISHED", "RUN_ERROR")]
-        if len(ended) >= turns and session["status"].get("agentStatus") == "waiting_input":
-            return
-        assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
-        time.sleep(0.1)
-    raise AssertionError(f"{name} did not finish {turns} turns")

@@ -64,3 +64,17 @@ def text_of(events: list[dict[str, Any]]) -> str:
 
 def phases_of(events: list[dict[str, Any]]) -> list[str]:
     return [e["data"]["value"]["phase"] for e in events if e["type"] == "vteam.phase"]
+
+
+def wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
+    """Until the agent has ended `turns` runs and is waiting for input; fails fast if the session ends."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        session = get_session(api, project, name)
+        events = read_events(api, project, name)
+        ended = [e for e in events if e["type"] in ("RUN_FINISHED", "RUN_ERROR")]
+        if len(ended) >= turns and session["status"].get("agentStatus") == "waiting_input":
+            return
+        assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
+        time.sleep(0.1)
+    raise AssertionError(f"{name} did not finish {turns} turns")
