@@ -14,6 +14,11 @@ MINI_SWE_VERSION := 2.4.6
 MINI_SWE_STAMP := $(AGENTS)/.mini-swe-agent-$(MINI_SWE_VERSION)
 GEMINI_VERSION := 0.61.0
 GEMINI_STAMP := $(AGENTS)/.gemini-cli-$(GEMINI_VERSION)
+# GitHub's published REST description (npm @octokit/openapi): the fake GitHub of the tests checks every
+# request and response against it. Installed by `make test` into $(TESTDATA), never copied into the repo.
+TESTDATA := .testdata
+OCTOKIT_OPENAPI_VERSION := 23.0.2
+OCTOKIT_OPENAPI_STAMP := $(TESTDATA)/.octokit-openapi-$(OCTOKIT_OPENAPI_VERSION)
 
 .PHONY: run test lint typecheck bench setup system clean
 
@@ -63,6 +68,12 @@ $(MINI_SWE_STAMP):
 	@rm -f $(AGENTS)/.mini-swe-agent-*
 	@touch $(MINI_SWE_STAMP)
 
+$(OCTOKIT_OPENAPI_STAMP):
+	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
+	npm install --prefix $(TESTDATA) --no-audit --no-fund --loglevel=error @octokit/openapi@$(OCTOKIT_OPENAPI_VERSION)
+	@rm -f $(TESTDATA)/.octokit-openapi-*
+	@touch $(OCTOKIT_OPENAPI_STAMP)
+
 setup: system $(STAMP) $(CODEX_STAMP) $(MINI_SWE_STAMP) $(GEMINI_STAMP) ## create .venv and install vTeam with its test tools and agent CLIs
 
 run: setup ## start the platform on http://$(HOST):$(PORT)
@@ -76,7 +87,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy src
 
-test: lint typecheck ## lint, type-check, then every test
+test: lint typecheck $(OCTOKIT_OPENAPI_STAMP) ## lint, type-check, then every test
 	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="$(TEST_NEEDS)"
 	$(BIN)/python -m pytest
 
@@ -84,4 +95,4 @@ bench: setup ## measure API, event and start latency; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json
 
 clean:
-	rm -rf $(VENV) $(AGENTS) .vteam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AGENTS) $(TESTDATA) .vteam .pytest_cache .mypy_cache .ruff_cache

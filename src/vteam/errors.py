@@ -8,7 +8,9 @@ VteamError
 ├── InvalidTransition   409: a phase change the phase rules forbid
 ├── Unauthorized        401: no or bad credentials
 ├── Forbidden           403: credentials are fine, the action is not allowed
-└── Expired             410: a watch asked for history that has been compacted
+├── Expired             410: a watch asked for history that has been compacted
+├── RateLimited         429: too many requests, here or at a forge; retry after `retry_after` seconds
+└── Unavailable         502: a forge or other outside service failed or could not be reached
 """
 
 from __future__ import annotations
@@ -70,3 +72,17 @@ class Forbidden(VteamError):
 class Expired(VteamError):
     status = 410
     title = "Gone"
+
+
+class RateLimited(VteamError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unavailable(VteamError):
+    status = 502
+    title = "Bad gateway"

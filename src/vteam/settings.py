@@ -58,6 +58,25 @@ class Settings(BaseSettings):
         None, description="Private key runners give ssh for ssh:// and user@host:path remotes."
     )
     git_username: str = Field("x-access-token", description="User name paired with `VTEAM_GIT_TOKEN`.")
+    github_url: str = Field(
+        "https://github.com", description="Web URL of the GitHub (or GitHub Enterprise) whose repos get pull requests."
+    )
+    github_api_url: str | None = Field(
+        None, description="REST API URL of that GitHub; default api.github.com, or <github_url>/api/v3 for Enterprise."
+    )
+    github_app_id: str | None = Field(None, description="The vTeam GitHub App's id (App installation tokens).")
+    github_app_slug: str | None = Field(None, description="The App's URL name, for its installation page.")
+    github_app_private_key: SecretStr | None = Field(None, description="The App's private key (PEM).")
+    github_app_private_key_file: Path | None = Field(None, description="File holding the App's private key (PEM).")
+    github_app_client_id: str | None = Field(None, description="The App's OAuth client id (linking installations).")
+    github_app_client_secret: SecretStr | None = Field(None, description="The App's OAuth client secret.")
+    github_webhook_secret: SecretStr | None = Field(None, description="Secret GitHub signs the App's webhooks with.")
+    gitlab_url: str = Field("https://gitlab.com", description="URL of the GitLab whose repos get merge requests.")
+    forge_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of each call to a forge's API.")
+    forge_max_wait_seconds: float = Field(
+        60.0, ge=0, description="Longest wait for a forge's rate limit to reset before a request gives up with 429."
+    )
+    forge_fork_wait_seconds: float = Field(60.0, gt=0, description="Longest wait for a new fork to become ready.")
     log_format: Literal["text", "json"] = Field("text", description="`json` for structured logs.")
     log_level: str = Field("INFO", description="Root log level.")
 

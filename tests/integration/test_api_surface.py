@@ -28,6 +28,7 @@ def test_every_route_passes_through_authorization() -> None:
     runner_routes = sorted(r.path for router, r in routes if "authorize_runner" in _dependency_names(router, r))
     assert runner_routes == [
         "/api/projects/{project}/agentic-sessions/{name}",
+        "/api/projects/{project}/agentic-sessions/{name}/runner/push-targets",
         "/api/projects/{project}/agentic-sessions/{name}/runner/status",
     ]
     sockets = [r for router in ROUTERS for r in router.routes if isinstance(r, APIWebSocketRoute)]

@@ -8,7 +8,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vteam import __version__
-from vteam.api import conversation, health, problems, projects, runner, runner_types, sessions, streams
+from vteam.api import (
+    conversation,
+    forge_accounts,
+    health,
+    problems,
+    projects,
+    pull_requests,
+    repo,
+    runner,
+    runner_types,
+    secrets,
+    sessions,
+    streams,
+)
 from vteam.api.platform import Platform
 from vteam.settings import Settings
 
@@ -20,6 +33,10 @@ ROUTERS = (
     streams.router,
     runner.router,
     runner_types.router,
+    pull_requests.router,
+    repo.router,
+    forge_accounts.router,
+    secrets.router,
 )
 
 

@@ -1,4 +1,4 @@
-"""Assemble the embedded platform: database, store, event log, hub, tokens and controller."""
+"""Assemble the embedded platform: database, store, event log, hub, tokens, vault, forges and controller."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from vteam.auth import Authenticator, LocalAuthenticator, RunnerTokens, load_or_create
+from vteam.auth import Authenticator, LocalAuthenticator, RunnerTokens, Vault, load_or_create
 from vteam.controller import Controller, LocalExecutor
 from vteam.db import Database, open_database
 from vteam.errors import VteamError
 from vteam.events import EventLog, Hub
 from vteam.events.sqlite import SqliteEventLog
+from vteam.forges import Forges
 from vteam.settings import Settings
 from vteam.store import ResourceStore, SqliteStore
 
@@ -28,6 +29,8 @@ class Platform:
     tokens: RunnerTokens
     authenticator: Authenticator
     controller: Controller
+    vault: Vault
+    forges: Forges
     home_lock: TextIO | None = None
     server_url: str = ""
     ready: bool = field(default=False)
@@ -41,7 +44,9 @@ class Platform:
         store = SqliteStore(db)
         events = SqliteEventLog(db)
         hub = Hub()
-        tokens = RunnerTokens(load_or_create(settings.key_path))
+        key = load_or_create(settings.key_path)
+        tokens = RunnerTokens(key)
+        vault = Vault(db, [key])
         runner_env = {
             "VTEAM_GIT_USERNAME": settings.git_username,
             "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,
@@ -83,6 +88,8 @@ class Platform:
             tokens=tokens,
             authenticator=LocalAuthenticator(tokens),
             controller=controller,
+            vault=vault,
+            forges=Forges(settings, vault, key),
             home_lock=home_lock,
         )
         return platform
@@ -95,6 +102,7 @@ class Platform:
     async def close(self) -> None:
         self.ready = False
         await self.controller.stop()
+        await self.forges.close()
         await self.store.close()
         await self.db.close()
         if self.home_lock is not None:

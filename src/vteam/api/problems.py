@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vteam.errors import VteamError
+from vteam.errors import RateLimited, VteamError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,10 @@ def summary(errors: list[dict[str, Any]]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(VteamError)
     async def _vteam(request: Request, exc: VteamError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, request, errors=exc.extra.get("errors"))
+        response = problem(exc.status, exc.title, exc.detail, request, errors=exc.extra.get("errors"))
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,13 +12,14 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from vteam.api.deps import CallerOrRunner, PlatformDep, check_access, get_platform
-from vteam.api.schemas import RunnerReport
+from vteam.api.platform import Platform
+from vteam.api.schemas import PushTargetsIn, RunnerReport
 from vteam.controller import set_phase, update_status
-from vteam.errors import NotFound, VteamError
+from vteam.errors import Forbidden, NotFound, VteamError
 from vteam.events import Joiner, PartialError
 from vteam.events import follow as follow_events
-from vteam.events.agui import CONTROLS
-from vteam.resources import AgenticSession, Phase
+from vteam.events.agui import CONTROLS, custom, dump
+from vteam.resources import AgenticSession, Phase, RepoStatus
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,42 @@ async def runner_status(
                 platform.store, platform.events, platform.hub, project, name, Phase.RUNNING, message=None, **fields
             )
             return updated.wire()
+    if report.final and report.repos:
+        session = await platform.store.get(AgenticSession, name, project)
+        fields["repos"] = await _change_set(platform, session, report)
     updated = await update_status(platform.store, project, name, **fields)
     if report.final:
         platform.controller.enqueue(updated.key)
     return updated.wire()
+
+
+async def _change_set(platform: Platform, session: AgenticSession, report: RunnerReport) -> list[RepoStatus]:
+    """Open or update the session's pull requests; each one is announced as a `vteam.pull_request` event."""
+    uid = session.metadata.uid or ""
+
+    async def emit(name: str, value: dict[str, Any]) -> None:
+        env = await platform.events.append(uid, name, dump(custom(name, **value)))
+        platform.hub.publish(uid, [env])
+
+    base = platform.settings.public_url or platform.server_url
+    url = f"{base.rstrip('/')}/api/projects/{session.namespace}/agentic-sessions/{session.name}"
+    text = report.result.text if report.result else None
+    return await platform.forges.open_change_set(session, report.repos or [], text, url, emit)
+
+
+@router.post("/push-targets")
+async def push_targets(
+    project: str, name: str, body: PushTargetsIn, platform: PlatformDep, caller: CallerOrRunner
+) -> dict[str, Any]:
+    """For the session's own runner only: where each changed repo's branch goes, and the token to push it with."""
+    if not caller.is_runner:
+        raise Forbidden("only the session's runner may ask for push credentials")
+    session = await platform.store.get(AgenticSession, name, project)
+    for item in body.repos:
+        if item.index >= len(session.spec.repos):
+            raise NotFound(f"session {name!r} has no repos[{item.index}]")
+    wanted = [item.model_dump() for item in body.repos]
+    return {"repos": await platform.forges.push_targets(session, wanted)}
 
 
 @router.websocket("/ws")

@@ -21,6 +21,7 @@ from vteam.resources import (
     SessionResult,
     SessionSpec,
 )
+from vteam.resources.session import BranchName, RepoUrl
 
 ALPHABET = string.ascii_lowercase + string.digits
 
@@ -107,3 +108,17 @@ class RunnerReport(CamelModel):
     conditions: list[Condition] | None = None
     conversation_id: str | None = Field(None, max_length=200)
     final: bool = False
+
+
+class PushTarget(CamelModel):
+    index: int = Field(ge=0)
+    branch: BranchName
+    base: BranchName | None = Field(None, description="None: the repo's default branch.")
+    submodule: str | None = Field(None, max_length=4096, description="A changed submodule's path in the repo.")
+    url: RepoUrl | None = Field(None, description="The submodule's URL, as the base commit's .gitmodules says.")
+
+
+class PushTargetsIn(CamelModel):
+    """The repos a runner is about to push: each one's work branch and the branch it started from."""
+
+    repos: list[PushTarget] = Field(max_length=50)

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import Field
 
 from vteam.agents import registry
-from vteam.api.deps import CallerOrRunner, PlatformDep, authorize
+from vteam.api.deps import Caller, CallerOrRunner, PlatformDep, authorize
 from vteam.api.schemas import SessionCreate, generate_name, parse_session_body
 from vteam.controller import set_phase
 from vteam.errors import InvalidTransition
 from vteam.resources import (
+    CREATED_BY,
     AgenticSession,
     CamelModel,
     ObjectMeta,
@@ -55,10 +56,11 @@ async def list_sessions(
     }
 
 
-@router.post("", status_code=201, dependencies=[Depends(authorize())])
+@router.post("", status_code=201)
 async def create_session(
     project: str,
     platform: PlatformDep,
+    caller: Caller,
     body: dict[str, Any] = Body(
         ...,
         openapi_examples={
@@ -76,6 +78,7 @@ async def create_session(
 ) -> dict[str, Any]:
     await platform.store.get(Project, project)
     session = parse_session_body(body, project)
+    session.metadata.annotations[CREATED_BY] = caller.name
     registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
     registry.check_secrets(session.spec.framework, {k for k, v in os.environ.items() if v})
     return (await platform.store.create(session)).wire()
@@ -116,8 +119,10 @@ class ContinueIn(CamelModel):
 PARENT_LABEL = "vteam.ambient-code/parent"
 
 
-@router.post("/{name}/continue", status_code=201, dependencies=[Depends(authorize())])
-async def continue_session(project: str, name: str, body: ContinueIn, platform: PlatformDep) -> dict[str, Any]:
+@router.post("/{name}/continue", status_code=201)
+async def continue_session(
+    project: str, name: str, body: ContinueIn, platform: PlatformDep, caller: Caller
+) -> dict[str, Any]:
     """A child session on the same repos, continuing from each work branch the parent pushed, and
     resuming the framework's conversation where the framework can."""
     parent = await platform.store.get(AgenticSession, name, project)
@@ -127,8 +132,15 @@ async def continue_session(project: str, name: str, body: ContinueIn, platform: 
     for index, repo in enumerate(parent.spec.repos):
         pushed = parent.status.repos[index] if index < len(parent.status.repos) else None
         if repo.output is not None and pushed is not None and pushed.pushed and pushed.branch:
-            output = repo.output.model_copy(update={"target_branch": pushed.branch, "allow_default_branch": True})
-            repos.append(SessionRepo(input=RepoInput(url=repo.output.url, branch=pushed.branch), output=output))
+            output = repo.output.model_copy(
+                update={
+                    "target_branch": pushed.branch,
+                    "allow_default_branch": True,
+                    "pull_request_base": repo.output.pull_request_base or pushed.base_branch,
+                }
+            )
+            source = pushed.pushed_url or repo.output.url
+            repos.append(SessionRepo(input=RepoInput(url=source, branch=pushed.branch), output=output))
         else:
             repos.append(repo)
     changes: dict[str, Any] = {"prompt": body.prompt, "repos": repos, "parent_session": parent.name}
@@ -142,6 +154,7 @@ async def continue_session(project: str, name: str, body: ContinueIn, platform: 
             name=body.name or generate_name(parent.name[:54]),
             namespace=project,
             labels={**parent.metadata.labels, PARENT_LABEL: parent.name},
+            annotations={CREATED_BY: caller.name},
         ),
         spec=spec,
     )

@@ -1,8 +1,8 @@
-"""SQLite tables for the embedded mode: resources, their change history, and session events."""
+"""SQLite tables for the embedded mode: resources, their change history, session events and secrets."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -38,4 +38,13 @@ events = Table(
     Column("type", String(100), nullable=False),
     Column("data", Text, nullable=False),
     UniqueConstraint("session_uid", "runner_seq", name="uq_events_runner_seq"),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("updated", String(40), nullable=False),
 )

@@ -1,6 +1,6 @@
 """Models for every kind of resource, their validation and the session phase rules."""
 
-from vteam.resources.meta import API_VERSION, GROUP, VERSION, CamelModel, ObjectMeta, Resource
+from vteam.resources.meta import API_VERSION, CREATED_BY, GROUP, VERSION, CamelModel, ObjectMeta, Resource
 from vteam.resources.phases import TERMINAL, Phase, check_transition
 from vteam.resources.project import Project, ProjectSpec, ProjectStatus
 from vteam.resources.session import (
@@ -10,6 +10,7 @@ from vteam.resources.session import (
     Condition,
     DiffStat,
     FileStat,
+    PullRequestStatus,
     RepoInput,
     RepoOutput,
     RepoStatus,
@@ -22,6 +23,7 @@ from vteam.resources.session import (
 
 __all__ = [
     "API_VERSION",
+    "CREATED_BY",
     "GROUP",
     "REPORTED",
     "TERMINAL",
@@ -37,6 +39,7 @@ __all__ = [
     "Project",
     "ProjectSpec",
     "ProjectStatus",
+    "PullRequestStatus",
     "RepoInput",
     "RepoOutput",
     "RepoStatus",

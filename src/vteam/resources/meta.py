@@ -12,6 +12,8 @@ from vteam.resources import validation
 
 GROUP = "vteam.ambient-code"
 VERSION = "v1alpha1"
+CREATED_BY = "vteam.ambient-code/created-by"
+"""Annotation naming who created a resource; the API sets it, callers cannot."""
 API_VERSION = f"{GROUP}/{VERSION}"
 
 

@@ -44,6 +44,13 @@ class RepoOutput(CamelModel):
     target_branch: BranchName | None = None
     auto_commit: bool = True
     create_pull_request: bool = False
+    draft: bool = Field(False, description="Open the pull request as a draft.")
+    pull_request_base: BranchName | None = Field(
+        None, description="The branch the pull request targets; default: the branch the work started from."
+    )
+    merge_method: Literal["merge", "squash", "rebase"] = Field(
+        "merge", description="How the pull request should be merged; falls back to one the repository allows."
+    )
     allow_default_branch: bool = Field(
         False, description="Allow pushing straight to the input's branch of the same repository."
     )
@@ -139,13 +146,36 @@ class DiffStat(CamelModel):
     files: list[FileStat] = Field(default_factory=list)
 
 
+class PullRequestStatus(CamelModel):
+    """One pull request (GitHub) or merge request (GitLab) of a session's change set."""
+
+    url: str
+    number: int
+    forge: str
+    repo: str
+    head: str
+    base: str
+    state: str = "open"
+    draft: bool = False
+    title: str = ""
+    merge_method: str | None = None
+    merge_method_note: str | None = None
+    head_repo: str | None = Field(None, description="The fork the branch was pushed to, when not the repo itself.")
+
+
 class RepoStatus(CamelModel):
     url: str
     branch: str | None = None
+    base_branch: str | None = Field(None, description="The branch the work started from, and its PR's base.")
     pushed: bool = False
+    pushed_url: str | None = Field(None, description="Where the branch went: a fork's URL when pushed to a fork.")
     commit_sha: str | None = None
     diffstat: DiffStat | None = None
     pull_request_url: str | None = None
+    pull_request: PullRequestStatus | None = None
+    submodule_of: int | None = Field(None, description="Index of the repo this submodule belongs to.")
+    path: str | None = Field(None, description="The submodule's path inside its parent repo.")
+    note: str | None = Field(None, description="Why no pull request was opened, when none could be.")
     error: str | None = None
 
 

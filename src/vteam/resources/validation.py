@@ -6,8 +6,9 @@ so pydantic validators and the CLI can use them alike.
 
 from __future__ import annotations
 
+import posixpath
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -149,3 +150,19 @@ def split_repo_arg(value: str) -> tuple[str, str | None]:
     if head.endswith("://") or re.match(r"^[a-z]+://[^/]*$", head):
         return value, None
     return head, tail
+
+
+_SCP_URL = re.compile(r"^(?P<host>(?:[^@/:]+@)?[^:/]+):(?P<path>[^/].*)$")
+
+
+def resolve_relative_url(parent: str, url: str) -> str:
+    """A submodule's URL as git resolves it: `../x.git` is relative to the parent repo's URL."""
+    if not url.startswith(("./", "../")):
+        return url
+    parts = urlsplit(parent)
+    if not parts.scheme and (scp := _SCP_URL.match(parent)):
+        return f"{scp['host']}:{posixpath.normpath(posixpath.join('/' + scp['path'], url)).lstrip('/')}"
+    if not parts.scheme:
+        return posixpath.normpath(posixpath.join(parent, url))
+    path = posixpath.normpath(posixpath.join(parts.path.rstrip("/"), url))
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))

@@ -18,6 +18,9 @@ from vteam.runner.redact import Redactor
 TLS = ssl.create_default_context(cafile=certifi.where())
 
 
+FINAL_REPORT_SECONDS = 600.0
+
+
 class RunnerApiError(Exception):
     """The API refused a runner request (not a network failure)."""
 
@@ -41,8 +44,28 @@ class RunnerApi:
         return AgenticSession.model_validate(response.json())
 
     async def report(self, **status: Any) -> None:
-        """Post a status report (agentStatus, message, result, repos, final) for this session."""
-        await self._request("POST", self._config.session_path + "/runner/status", json=self._redactor.data(status))
+        """Post a status report (agentStatus, message, result, repos, final) for this session.
+
+        The final report waits while the server opens the change set's pull requests.
+        """
+        timeout = httpx.Timeout(FINAL_REPORT_SECONDS, connect=5.0) if status.get("final") else None
+        kwargs: dict[str, Any] = {"timeout": timeout} if timeout else {}
+        path = self._config.session_path + "/runner/status"
+        await self._request("POST", path, json=self._redactor.data(status), **kwargs)
+
+    async def push_targets(self, repos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Where each repo's branch goes (the repo, or the user's fork) and the token to push it with."""
+        response = await self._request(
+            "POST",
+            self._config.session_path + "/runner/push-targets",
+            json={"repos": repos},
+            timeout=httpx.Timeout(FINAL_REPORT_SECONDS, connect=5.0),
+        )
+        targets: list[dict[str, Any]] = response.json()["repos"]
+        for target in targets:
+            if target.get("token"):
+                self._redactor.add(str(target["token"]))
+        return targets
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         deadline = time.monotonic() + self._config.reconnect_seconds

@@ -148,6 +148,7 @@ async def _work(
         stream.emit,
         author=(config.author_name, config.author_email),
         push=keep,
+        planner=api.push_targets,
     )
     errors = [f"repos[{i}]: {s.error}" for i, s in enumerate(statuses) if s.error]
     conversation_id = getattr(adapter, "conversation_id", None)

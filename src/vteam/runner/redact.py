@@ -11,6 +11,11 @@ class Redactor:
     def __init__(self, secrets: list[str]) -> None:
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
+    def add(self, secret: str) -> None:
+        """Redact one more secret from now on: a token the runner was handed while it ran."""
+        if len(secret) >= 4 and secret not in self._secrets:
+            self._secrets = sorted({*self._secrets, secret}, key=len, reverse=True)
+
     def text(self, value: str) -> str:
         for secret in self._secrets:
             if secret in value:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from vteam.agents import Emit
 from vteam.events.agui import BRANCH, CLONE, COMMIT, PUSH, custom
 from vteam.resources import AgenticSession, DiffStat, FileStat, RepoStatus, SessionRepo
 from vteam.resources.validation import same_repository
+from vteam.runner import submodules
 from vteam.runner.git import Credentials, Git, GitError, remote_access
 from vteam.runner.redact import Redactor
+
+PushPlanner = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
+"""Asks the server where each repo's branch goes and with which token (see `RunnerApi.push_targets`)."""
 
 
 class WorkspaceError(Exception):
@@ -26,6 +33,12 @@ class Repo:
     input_branch: str
     base_sha: str
     work_branch: str
+
+    @property
+    def base(self) -> str:
+        """The branch a pull request targets: the one asked for, else the branch the work started from."""
+        out = self.spec.output
+        return (out.pull_request_base if out else None) or self.input_branch
 
 
 def _dirname(url: str, taken: set[str]) -> str:
@@ -60,7 +73,9 @@ async def prepare(
         except GitError as exc:
             raise WorkspaceError(f"repos[{index}] {spec.input.url}: {exc}") from exc
         work = spec.work_branch(session.name)
-        await emit(custom(CLONE, repo=index, url=spec.input.url, branch=input_branch, commit=base_sha))
+        problem = await submodules.fetch(path, credentials, redactor)
+        notes = {"submodules": f"not all submodules could be fetched: {problem}"} if problem else {}
+        await emit(custom(CLONE, repo=index, url=spec.input.url, branch=input_branch, commit=base_sha, **notes))
         out = spec.output
         if out and not out.allow_default_branch and work == input_branch and same_repository(out.url, spec.input.url):
             raise WorkspaceError(
@@ -74,6 +89,24 @@ async def prepare(
     return repos
 
 
+@dataclass
+class Pending:
+    """A branch ready to push: a repo's, or a changed submodule's inside it."""
+
+    status: RepoStatus
+    path: Path
+    branch: str
+    head: str
+    url: str
+    base: str
+    index: int
+    submodule: str | None = None
+
+    @property
+    def key(self) -> tuple[int, str | None]:
+        return self.index, self.submodule
+
+
 async def publish(
     session: AgenticSession,
     repos: list[Repo],
@@ -83,53 +116,152 @@ async def publish(
     *,
     author: tuple[str, str],
     push: bool,
+    planner: PushPlanner | None = None,
 ) -> list[RepoStatus]:
     """Commit each repo that has an output and changes, push it, and report every repo's result.
 
     Runs after the agent's processes are gone. The push goes from a fresh bare mirror in a private
     folder, so nothing the agent left in its repositories (config, hooks) sees the credentials.
+    Where a planner is given, the server says where each branch goes (the repo or a fork) and
+    hands over the token for it. A submodule the agent changed is committed on the work branch in
+    the submodule and pushed first, so the parent's commit points at a commit that exists; its
+    status follows the repos' (`submoduleOf`, `path`).
     """
     git = Git.plain(redactor)
     results: list[RepoStatus] = []
+    extra: list[RepoStatus] = []
+    pending: list[Pending] = []
     for repo in repos:
         out = repo.spec.output
-        status = RepoStatus(url=out.url if out else repo.spec.input.url, branch=repo.work_branch)
+        status = RepoStatus(url=out.url if out else repo.spec.input.url, branch=repo.work_branch, base_branch=repo.base)
         try:
             if out is not None and out.auto_commit and push:
-                await _commit(session, repo, git, emit, author)
+                for sub in await submodules.at_base(git, repo.path, repo.base_sha, repo.spec.input.url):
+                    if await submodules.changed(git, repo.path, sub):
+                        found = await _commit_submodule(session, repo, sub, git, emit, author)
+                        extra.append(found.status)
+                        pending.append(found)
+                await _commit(session, repo.path, repo.index, repo.work_branch, git, emit, author)
             else:
                 await git("add", "-A", cwd=repo.path)
-            status.diffstat = await _diffstat(repo, git, staged=out is None or not push)
+            status.diffstat = await _diffstat(repo.path, repo.base_sha, git, staged=out is None or not push)
             head = (await git("rev-parse", "HEAD", cwd=repo.path)).strip()
             status.commit_sha = head
             if out is not None and push and head != repo.base_sha:
-                await _push(repo, head, out.url, git, credentials, redactor)
-                status.pushed = True
-                await emit(custom(PUSH, repo=repo.index, url=out.url, branch=repo.work_branch, commit=head))
+                pending.append(Pending(status, repo.path, repo.work_branch, head, out.url, repo.base, repo.index))
         except GitError as exc:
             status.error = str(exc)
         results.append(status)
-    return results
+    targets = await _plan(pending, planner)
+    failed: set[int] = set()
+    # Submodules first: a parent is pushed only once the commits it points at are.
+    for item in sorted(pending, key=lambda p: p.submodule is None):
+        if item.submodule is None and item.index in failed:
+            item.status.error = "not pushed: a submodule it points at could not be pushed"
+            continue
+        if not await _push_pending(item, targets.get(item.key, {}), git, credentials, redactor, emit):
+            failed.add(item.index)
+    return results + extra
 
 
-async def _push(repo: Repo, head: str, url: str, git: Git, credentials: Credentials, redactor: Redactor) -> None:
-    ref = f"refs/heads/{repo.work_branch}"
+async def _commit_submodule(
+    session: AgenticSession,
+    repo: Repo,
+    sub: submodules.Submodule,
+    git: Git,
+    emit: Emit,
+    author: tuple[str, str],
+) -> Pending:
+    where = repo.path / sub.path
+    status = RepoStatus(
+        url=sub.url, branch=repo.work_branch, base_branch=sub.branch, submodule_of=repo.index, path=sub.path
+    )
+    current = (await git("rev-parse", "--abbrev-ref", "HEAD", cwd=where)).strip()
+    if current != repo.work_branch:
+        await git("checkout", "--quiet", "-B", repo.work_branch, cwd=where)
+    await _commit(session, where, repo.index, repo.work_branch, git, emit, author, submodule=sub.path)
+    status.diffstat = await _diffstat(where, sub.commit, git, staged=False)
+    head = (await git("rev-parse", "HEAD", cwd=where)).strip()
+    status.commit_sha = head
+    return Pending(status, where, repo.work_branch, head, sub.url, sub.branch or "", repo.index, sub.path)
+
+
+async def _push_pending(
+    item: Pending,
+    target: dict[str, Any],
+    git: Git,
+    credentials: Credentials,
+    redactor: Redactor,
+    emit: Emit,
+) -> bool:
+    status = item.status
+    if target.get("error"):
+        status.error = str(target["error"])
+        return False
+    url = str(target.get("url") or item.url)
+    status.base_branch = str(target.get("base") or status.base_branch or "") or None
+    token = target.get("token")
+    pushing = credentials
+    if token:
+        host = urlsplit(url).hostname or ""
+        username = str(target.get("username") or "x-access-token")
+        pushing = Credentials(token=str(token), username=username, token_hosts=(host,) if host else ())
+    try:
+        await _push(item.path, item.branch, item.head, url, git, pushing, redactor)
+    except GitError as exc:
+        status.error = str(exc)
+        return False
+    status.pushed = True
+    if url != item.url:
+        status.pushed_url = url
+    where = {"submodule": item.submodule} if item.submodule else {}
+    await emit(custom(PUSH, repo=item.index, url=url, branch=item.branch, commit=item.head, **where))
+    return True
+
+
+async def _plan(pending: list[Pending], planner: PushPlanner | None) -> dict[tuple[int, str | None], dict[str, Any]]:
+    if planner is None or not pending:
+        return {}
+    wanted: list[dict[str, Any]] = []
+    for item in pending:
+        entry: dict[str, Any] = {"index": item.index, "branch": item.branch, "base": item.base or None}
+        if item.submodule is not None:
+            entry |= {"submodule": item.submodule, "url": item.url}
+        wanted.append(entry)
+    return {(int(t["index"]), t.get("submodule")): t for t in await planner(wanted)}
+
+
+async def _push(
+    path: Path, branch: str, head: str, url: str, git: Git, credentials: Credentials, redactor: Redactor
+) -> None:
+    ref = f"refs/heads/{branch}"
     async with remote_access(credentials, redactor) as (remote, private):
         mirror = str(private / "mirror.git")
         await git("init", "--quiet", "--bare", mirror)
-        await git("--git-dir", mirror, "fetch", "--quiet", "--no-tags", str(repo.path), f"+HEAD:{ref}")
+        await git("--git-dir", mirror, "fetch", "--quiet", "--no-tags", str(path), f"+HEAD:{ref}")
         fetched = (await git("--git-dir", mirror, "rev-parse", ref)).strip()
         if fetched != head:
             raise GitError(f"the repository changed while it was being pushed ({fetched[:12]} is not {head[:12]})")
         await remote("--git-dir", mirror, "push", "--porcelain", "--", url, f"{ref}:{ref}")
 
 
-async def _commit(session: AgenticSession, repo: Repo, git: Git, emit: Emit, author: tuple[str, str]) -> None:
-    await git("add", "-A", cwd=repo.path)
-    if not (await git("status", "--porcelain", cwd=repo.path)).strip():
+async def _commit(
+    session: AgenticSession,
+    path: Path,
+    index: int,
+    branch: str,
+    git: Git,
+    emit: Emit,
+    author: tuple[str, str],
+    *,
+    submodule: str | None = None,
+) -> None:
+    await git("add", "-A", cwd=path)
+    if not (await git("status", "--porcelain", cwd=path)).strip():
         return
     name, email = author
-    summary = (session.spec.display_name or session.spec.prompt.strip().splitlines()[0])[:60]
+    first = next((line.strip() for line in session.spec.prompt.splitlines() if line.strip()), session.name)
+    summary = (session.spec.display_name or first)[:60]
     message = (
         f"vteam: {summary}\n\n"
         f"Session: {session.metadata.namespace}/{session.name}\n"
@@ -145,21 +277,22 @@ async def _commit(session: AgenticSession, repo: Repo, git: Git, emit: Emit, aut
         "--no-verify",
         "-m",
         message,
-        cwd=repo.path,
+        cwd=path,
     )
-    sha = (await git("rev-parse", "HEAD", cwd=repo.path)).strip()
-    await emit(custom(COMMIT, repo=repo.index, branch=repo.work_branch, commit=sha, message=message.splitlines()[0]))
+    sha = (await git("rev-parse", "HEAD", cwd=path)).strip()
+    where = {"submodule": submodule} if submodule else {}
+    await emit(custom(COMMIT, repo=index, branch=branch, commit=sha, message=message.splitlines()[0], **where))
 
 
-async def _diffstat(repo: Repo, git: Git, *, staged: bool) -> DiffStat:
+async def _diffstat(path: Path, base_sha: str, git: Git, *, staged: bool) -> DiffStat:
     args = ["diff", "--numstat", "--no-renames"]
-    args += ["--cached", repo.base_sha] if staged else [f"{repo.base_sha}..HEAD"]
+    args += ["--cached", base_sha] if staged else [f"{base_sha}..HEAD"]
     files = []
-    for line in (await git(*args, cwd=repo.path)).splitlines():
-        added, deleted, path = line.split("\t", 2)
+    for line in (await git(*args, cwd=path)).splitlines():
+        added, deleted, name = line.split("\t", 2)
         files.append(
             FileStat(
-                path=path, insertions=int(added) if added != "-" else 0, deletions=int(deleted) if deleted != "-" else 0
+                path=name, insertions=int(added) if added != "-" else 0, deletions=int(deleted) if deleted != "-" else 0
             )
         )
     return DiffStat(

@@ -1,0 +1,96 @@
+"""A person's forge accounts: their personal tokens and their GitHub App installation, write-only."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import RedirectResponse
+from pydantic import Field
+
+from vteam.api.deps import Caller, PlatformDep
+from vteam.errors import InvalidInput, NotFound
+from vteam.forges import Credential, Link, token_name, user_scope
+from vteam.resources import CamelModel
+
+router = APIRouter(prefix="/api/user/forges", tags=["forge accounts"])
+
+ForgeName = Literal["github", "gitlab"]
+
+
+class TokenIn(CamelModel):
+    token: str = Field(min_length=8, max_length=1000, repr=False)
+
+
+@router.get("")
+async def list_accounts(platform: PlatformDep, caller: Caller) -> dict[str, Any]:
+    """What the caller has linked, never the tokens themselves."""
+    stored = {s.name: s.updated for s in await platform.vault.list(user_scope(caller.name), "token:")}
+    link = await platform.forges.link(caller.name)
+    return {
+        "items": [
+            {
+                "forge": "github",
+                "url": platform.forges.github.web_url,
+                "token": {"updated": stored[token_name("github")]} if token_name("github") in stored else None,
+                "appConfigured": platform.forges.app is not None,
+                "installation": {"id": link.installation, "login": link.login} if link else None,
+            },
+            {
+                "forge": "gitlab",
+                "url": platform.forges.gitlab.url,
+                "token": {"updated": stored[token_name("gitlab")]} if token_name("gitlab") in stored else None,
+            },
+        ]
+    }
+
+
+@router.put("/{forge}/token")
+async def put_token(forge: ForgeName, body: TokenIn, platform: PlatformDep, caller: Caller) -> dict[str, Any]:
+    """Store the caller's personal access token after checking it with the forge; the token never comes back."""
+    client = platform.forges.github if forge == "github" else platform.forges.gitlab
+    login = await client.login(Credential(body.token, "pat"))
+    info = await platform.vault.put(user_scope(caller.name), token_name(forge), body.token)
+    return {"forge": forge, "login": login, "updated": info.updated}
+
+
+@router.delete("/{forge}/token", status_code=204)
+async def delete_token(forge: ForgeName, platform: PlatformDep, caller: Caller) -> Response:
+    await platform.vault.delete(user_scope(caller.name), token_name(forge))
+    return Response(status_code=204)
+
+
+@router.get("/github/install", status_code=303)
+async def install(platform: PlatformDep, caller: Caller) -> RedirectResponse:
+    """Send the caller to GitHub to install the App (or pick an installation); GitHub sends them back."""
+    app = platform.forges.app
+    if app is None:
+        raise InvalidInput("no GitHub App is configured (VTEAM_GITHUB_APP_ID and a private key)")
+    return RedirectResponse(app.install_url(app.state_for(caller.name)), status_code=303)
+
+
+@router.get("/github/callback")
+async def callback(
+    platform: PlatformDep,
+    caller: Caller,
+    installation_id: int = Query(..., ge=1),
+    state: str = Query(..., min_length=1, max_length=1000),
+    code: str = Query(..., min_length=1, max_length=1000),
+    setup_action: str | None = Query(None),
+) -> dict[str, Any]:
+    """GitHub's redirect after installation: the state must be ours and the installation the caller's."""
+    app = platform.forges.app
+    if app is None:
+        raise InvalidInput("no GitHub App is configured (VTEAM_GITHUB_APP_ID and a private key)")
+    app.check_state(state, caller.name)
+    login = await app.verify_installation(code, installation_id)
+    await platform.forges.save_link(caller.name, Link(installation_id, login))
+    return {"installation": {"id": installation_id, "login": login}, "setupAction": setup_action}
+
+
+@router.delete("/github/installation", status_code=204)
+async def unlink(platform: PlatformDep, caller: Caller) -> Response:
+    if await platform.forges.link(caller.name) is None:
+        raise NotFound("no GitHub App installation is linked")
+    await platform.vault.delete(user_scope(caller.name), "github-installation")
+    return Response(status_code=204)

@@ -1,0 +1,43 @@
+"""A project's secrets (such as `GIT_TOKEN`): written and deleted over the API, never read back."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Response
+from pydantic import Field
+
+from vteam.api.deps import PlatformDep, authorize
+from vteam.forges import project_scope
+from vteam.resources import CamelModel, Project
+
+router = APIRouter(prefix="/api/projects/{project}/secrets", tags=["secrets"], dependencies=[Depends(authorize())])
+
+NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
+SecretName = Path(..., pattern=NAME.pattern, description="Upper-case letters, digits and '_', e.g. GIT_TOKEN")
+
+
+class SecretIn(CamelModel):
+    value: str = Field(min_length=1, max_length=64_000, repr=False)
+
+
+@router.get("")
+async def list_secrets(project: str, platform: PlatformDep) -> dict[str, Any]:
+    await platform.store.get(Project, project)
+    items = await platform.vault.list(project_scope(project))
+    return {"items": [{"name": s.name, "updated": s.updated} for s in items]}
+
+
+@router.put("/{name}")
+async def put_secret(project: str, body: SecretIn, platform: PlatformDep, name: str = SecretName) -> dict[str, Any]:
+    await platform.store.get(Project, project)
+    info = await platform.vault.put(project_scope(project), name, body.value)
+    return {"name": info.name, "updated": info.updated}
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_secret(project: str, platform: PlatformDep, name: str = SecretName) -> Response:
+    await platform.store.get(Project, project)
+    await platform.vault.delete(project_scope(project), name)
+    return Response(status_code=204)
