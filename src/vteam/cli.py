@@ -193,6 +193,10 @@ def session_create(
     idle_timeout: Annotated[
         int | None, typer.Option(help="Seconds an interactive session waits for a message before it ends.")
     ] = None,
+    pull_request: Annotated[
+        bool, typer.Option("--pr", help="Open a pull request for every --output (a linked change set).")
+    ] = False,
+    draft: Annotated[bool, typer.Option("--draft", help="Open the pull requests as drafts.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the session's log until it ends.")] = False,
     server: ServerOpt = DEFAULT_SERVER,
     as_json: JsonOpt = False,
@@ -207,6 +211,8 @@ def session_create(
         if index < len(output):
             out_url, out_branch = _repo(output[index], "--output")
             entry["output"] = {"url": out_url, **({"targetBranch": out_branch} if out_branch else {})}
+            if pull_request:
+                entry["output"] |= {"createPullRequest": True, "draft": draft}
         repos.append(entry)
     labels = {}
     for item in label:
@@ -416,6 +422,90 @@ def session_logs(
         printer.close()
 
     call(server, replay)
+
+
+@session_app.command("prs")
+def session_prs(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """List the session's change set: its pull requests with their current state."""
+    result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/agentic-sessions/{name}/pull-requests"))
+    if as_json:
+        return emit_json(result)
+    rows = [[p["repo"], p["state"] + (" (draft)" if p.get("draft") else ""), p["url"]] for p in result["items"]]
+    rows += [[str(n["url"]), "none", n["note"] or ""] for n in result["notOpened"]]
+    table(rows, ["REPO", "STATE", "PULL REQUEST"])
+
+
+forge_app = typer.Typer(help="Link your GitHub and GitLab accounts (personal tokens).", no_args_is_help=True)
+secret_app = typer.Typer(
+    help="Write a project's secrets (such as GIT_TOKEN); values are never shown.", no_args_is_help=True
+)
+app.add_typer(forge_app, name="forge")
+app.add_typer(secret_app, name="secret")
+Forge = Annotated[str, typer.Argument(help="github or gitlab")]
+
+
+def _read_secret(what: str) -> str:
+    """A secret from stdin when it is piped, else from a hidden prompt: never from argv or the shell history."""
+    value = sys.stdin.readline().strip() if not sys.stdin.isatty() else typer.prompt(what, hide_input=True)
+    if not value:
+        fail(f"no {what} given on stdin")
+    return str(value)
+
+
+@forge_app.command("list")
+def forge_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Show which forge accounts you have linked."""
+    result = call(server, lambda c: c.request("GET", "/api/user/forges"))
+    if as_json:
+        return emit_json(result["items"])
+    rows = []
+    for item in result["items"]:
+        token = item["token"]["updated"] if item.get("token") else "-"
+        installation = item.get("installation")
+        app_link = f"installation {installation['id']} ({installation['login']})" if installation else "-"
+        rows.append([item["forge"], item["url"], token, app_link if item["forge"] == "github" else ""])
+    table(rows, ["FORGE", "URL", "TOKEN UPDATED", "GITHUB APP"])
+
+
+@forge_app.command("login")
+def forge_login(forge: Forge, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Store your personal access token for a forge (read from stdin, or asked for); vTeam checks it first."""
+    if forge not in ("github", "gitlab"):
+        fail(f"forge must be github or gitlab, not {forge!r}")
+    token = _read_secret(f"{forge} token")
+    result = call(server, lambda c: c.request("PUT", f"/api/user/forges/{forge}/token", json={"token": token}))
+    typer.echo(f"{forge} token stored for {result['login']}")
+
+
+@forge_app.command("logout")
+def forge_logout(forge: Forge, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Forget your personal access token for a forge."""
+    call(server, lambda c: c.request("DELETE", f"/api/user/forges/{forge}/token"))
+    typer.echo(f"{forge} token removed")
+
+
+@secret_app.command("set")
+def secret_set(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Set a project secret; its value is read from stdin (or asked for), never from the command line."""
+    value = _read_secret(name)
+    call(server, lambda c: c.request("PUT", f"/api/projects/{project}/secrets/{name}", json={"value": value}))
+    typer.echo(f"secret {name} set")
+
+
+@secret_app.command("list")
+def secret_list(project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """List a project's secrets: names and update times."""
+    result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/secrets"))
+    if as_json:
+        return emit_json(result["items"])
+    table([[s["name"], s["updated"]] for s in result["items"]], ["NAME", "UPDATED"])
+
+
+@secret_app.command("delete")
+def secret_delete(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Delete a project secret."""
+    call(server, lambda c: c.request("DELETE", f"/api/projects/{project}/secrets/{name}"))
+    typer.echo(f"secret {name} deleted")
 
 
 def main() -> None:

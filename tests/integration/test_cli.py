@@ -8,17 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.cli import vteam
 from tests.support.git import show
 from tests.support.server import Server
-
-
-def vteam(server: Server | str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    url = server if isinstance(server, str) else server.url
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
-    env["VTEAM_SERVER"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "vteam", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def test_quickstart_flow(server: Server, repo: Path) -> None:

@@ -4,6 +4,7 @@ checked against GitHub's published OpenAPI description, and whose repos are real
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.api import create_session, read_events, sessions_path, wait_phase
+from tests.support.cli import vteam
 from tests.support.fake_github import FakeGitHub, openapi_path
 from tests.support.git import bare_repo, git, show
 from tests.support.server import Server
@@ -247,6 +249,12 @@ def test_an_app_installation_links_and_its_expired_token_is_reminted(
     accounts = api.get("/api/user/forges").json()["items"][0]
     assert accounts["installation"] == {"id": installation, "login": user}
     assert "ghs_" not in server.log()
+    for session in (first, second):
+        events = read_events(api, project, session["metadata"]["name"])
+        assert "ghs_" not in json.dumps(events), "installation tokens never reach the event stream"
+    runner_logs = [p.read_text() for p in (server.home / "workspaces" / project).rglob("runner.log")]
+    assert runner_logs
+    assert all("ghs_" not in text for text in runner_logs)
 
 
 def _minted(github: FakeGitHub) -> int:
@@ -377,3 +385,43 @@ def test_a_changed_submodule_gets_its_own_pull_request_in_the_change_set(api: ht
     [lib_pull] = github.pulls(owner, "lib")
     assert lib_pull["html_url"] in app_pull["body"]
     assert app_pull["html_url"] in lib_pull["body"]
+
+
+def test_the_cli_links_a_token_from_stdin_and_lists_a_change_set(
+    api: httpx.Client, github: FakeGitHub, server: Server
+) -> None:
+    owner = _unique("cli")
+    token = github.add_user(owner)
+    linked = vteam(server, "forge", "login", "github", stdin=token + "\n")
+    assert linked.returncode == 0, linked.stderr
+    assert linked.stdout.strip() == f"github token stored for {owner}"
+    bad = vteam(server, "forge", "login", "github", stdin="ghp_not-a-real-token\n")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: ")
+    assert "ghp_not-a-real-token" not in bad.stderr
+    listed = json.loads(vteam(server, "forge", "list", "--json").stdout)
+    assert listed[0]["token"]["updated"]
+    assert token not in json.dumps(listed)
+
+    github.create_repo(owner, "site", files={"index.html": "<h1>hi</h1>\n"})
+    url = f"{github.url}/{owner}/site.git"
+    project = _project(api)
+    created = vteam(
+        server,
+        *("session", "create", "--project", project, "--name", "via-cli"),
+        *("--repo", url, "--output", url, "--pr", "--draft", "--prompt", "echo more >> index.html", "--wait"),
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    prs = vteam(server, "session", "prs", "via-cli", "--project", project)
+    assert prs.returncode == 0, prs.stderr
+    [pull] = github.pulls(owner, "site")
+    assert pull["draft"] is True
+    assert pull["html_url"] in prs.stdout
+    assert "open (draft)" in prs.stdout
+
+    secret = vteam(server, "secret", "set", "GIT_TOKEN", "--project", project, stdin="s3cret-value\n")
+    assert secret.returncode == 0, secret.stderr
+    names = vteam(server, "secret", "list", "--project", project)
+    assert "GIT_TOKEN" in names.stdout
+    assert "s3cret-value" not in names.stdout

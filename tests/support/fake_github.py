@@ -57,6 +57,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.support.githttp import http_backend, read_body
+
 Json = Any
 Access = Literal["admin", "maintain", "write", "triage", "read", "none"]
 
@@ -1149,7 +1151,7 @@ class FakeGitHub:
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
-        body = _read_body(handler)
+        body = read_body(handler)
         headers = {k.lower(): v for k, v in handler.headers.items()}
         try:
             if parts.path == API_PREFIX or parts.path.startswith(API_PREFIX + "/"):
@@ -1451,32 +1453,17 @@ class FakeGitHub:
             if push and ACCESS_RANK[access] < ACCESS_RANK["write"]:
                 return answer(403, f"Permission to {repo.full_name}.git denied to {caller.login}.")
             remote_user = caller.login or "anonymous"
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "GIT_PROJECT_ROOT": str(self.repos_root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "HOME": str(self.root),
-            "REQUEST_METHOD": method,
-            "PATH_INFO": f"/{repo.owner}/{repo.name}.git/{rest}",
-            "QUERY_STRING": query_string,
-            "CONTENT_TYPE": headers.get("content-type", ""),
-            "CONTENT_LENGTH": str(len(body)),
-            "REMOTE_USER": remote_user,
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_CONTENT_ENCODING": headers.get("content-encoding", ""),
-            "GIT_PROTOCOL": headers.get("git-protocol", ""),
-        }
-        result = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=False)
-        head, _, payload = result.stdout.partition(b"\r\n\r\n")
-        status = 200
-        reply_headers: dict[str, str] = {}
-        for line in head.decode().split("\r\n"):
-            key, _, value = line.partition(":")
-            if key.lower() == "status":
-                status = int(value.strip().split()[0])
-            elif key:
-                reply_headers[key] = value.strip()
+        status, reply, payload = http_backend(
+            self.repos_root,
+            method,
+            f"/{repo.owner}/{repo.name}.git/{rest}",
+            query_string,
+            headers,
+            body,
+            remote_user=remote_user,
+            env={"HOME": str(self.root)},
+        )
+        reply_headers = dict(reply)
         with self.lock:
             self.git_requests.append((method, path, status))
         return status, payload, reply_headers
@@ -2025,22 +2012,6 @@ ROUTES: dict[tuple[str, str], Callable[[FakeGitHub, _Request], _Reply]] = {
 
 def _dump(value: Json) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
-
-
-def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    length = int(handler.headers.get("Content-Length") or 0)
-    if length:
-        return handler.rfile.read(length)
-    if handler.headers.get("Transfer-Encoding", "").lower() != "chunked":
-        return b""
-    data = b""
-    while True:
-        size = int(handler.rfile.readline().strip(), 16)
-        if size == 0:
-            handler.rfile.readline()
-            return data
-        data += handler.rfile.read(size)
-        handler.rfile.readline()
 
 
 def _mock_request(

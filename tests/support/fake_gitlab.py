@@ -42,6 +42,8 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from tests.support.githttp import http_backend, read_body
+
 GUEST = 10
 REPORTER = 20
 DEVELOPER = 30
@@ -411,7 +413,7 @@ class FakeGitLab:
 
             def _dispatch(self) -> None:
                 parts = urlsplit(self.path)
-                body = self._body()
+                body = read_body(self)
                 if parts.path == "/api/v4" or parts.path.startswith("/api/v4/"):
                     status, headers, payload = fake._api(self.command, parts.path, parts.query, self.headers, body)
                 elif re.search(r"\.git/(info/refs|git-upload-pack|git-receive-pack)$", parts.path):
@@ -427,21 +429,6 @@ class FakeGitLab:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-
-            def _body(self) -> bytes:
-                length = self.headers.get("Content-Length")
-                if length:
-                    return self.rfile.read(int(length))
-                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
-                    return b""
-                data = b""
-                while True:
-                    size = int(self.rfile.readline().strip(), 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        return data
-                    data += self.rfile.read(size)
-                    self.rfile.readline()
 
         return Handler
 
@@ -481,35 +468,16 @@ class FakeGitLab:
                     [("Content-Type", "text/plain")],
                     b"You are not allowed to download code from this project.\n",
                 )
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "GIT_PROJECT_ROOT": str(self.repos),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": "/dev/null",
-            "REQUEST_METHOD": method,
-            "PATH_INFO": "/" + str(project.bare.relative_to(self.repos)) + path[path.index(".git/") + 4 :],
-            "QUERY_STRING": query,
-            "CONTENT_TYPE": headers.get("Content-Type", ""),
-            "CONTENT_LENGTH": str(len(body)),
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_CONTENT_ENCODING": headers.get("Content-Encoding", ""),
-            "GIT_PROTOCOL": headers.get("Git-Protocol", ""),
-            "GL_ACCESS_LEVEL": str(level),
-        }
-        if user is not None:
-            env |= {"REMOTE_USER": user.username, "GL_USERNAME": user.username}
-        result = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=False)
-        head, _, payload = result.stdout.partition(b"\r\n\r\n")
-        status = 200
-        out: list[tuple[str, str]] = []
-        for line in head.decode().split("\r\n"):
-            name, _, value = line.partition(":")
-            if name.lower() == "status":
-                status = int(value.strip().split()[0])
-            elif name:
-                out.append((name, value.strip()))
-        return status, out, payload
+        return http_backend(
+            self.repos,
+            method,
+            "/" + str(project.bare.relative_to(self.repos)) + path[path.index(".git/") + 4 :],
+            query,
+            dict(headers.items()),
+            body,
+            remote_user=user.username if user is not None else None,
+            env={"GL_ACCESS_LEVEL": str(level), **({"GL_USERNAME": user.username} if user is not None else {})},
+        )
 
     def _basic_user(self, auth: str) -> User | None:
         scheme, _, value = auth.partition(" ")

@@ -9,9 +9,70 @@ from __future__ import annotations
 import base64
 import subprocess
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The request body, whether sent with a length or chunked (as git sends large pushes)."""
+    length = int(handler.headers.get("Content-Length") or 0)
+    if length:
+        return handler.rfile.read(length)
+    if handler.headers.get("Transfer-Encoding", "").lower() != "chunked":
+        return b""
+    data = b""
+    while True:
+        size = int(handler.rfile.readline().strip(), 16)
+        if size == 0:
+            handler.rfile.readline()
+            return data
+        data += handler.rfile.read(size)
+        handler.rfile.readline()
+
+
+def http_backend(
+    root: Path,
+    method: str,
+    path_info: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    remote_user: str | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Run `git http-backend` for one request below `root`: (status, headers, payload)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    cgi = {
+        "PATH": "/usr/bin:/bin",
+        "GIT_PROJECT_ROOT": str(root),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query,
+        "CONTENT_TYPE": lower.get("content-type", ""),
+        "CONTENT_LENGTH": str(len(body)),
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_CONTENT_ENCODING": lower.get("content-encoding", ""),
+        "GIT_PROTOCOL": lower.get("git-protocol", ""),
+        **({"REMOTE_USER": remote_user} if remote_user else {}),
+        **(env or {}),
+    }
+    result = subprocess.run(["git", "http-backend"], input=body, env=cgi, capture_output=True, check=False)
+    head, _, payload = result.stdout.partition(b"\r\n\r\n")
+    status = 200
+    out: list[tuple[str, str]] = []
+    for line in head.decode().split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.lower() == "status":
+            status = int(value.strip().split()[0])
+        elif name:
+            out.append((name, value.strip()))
+    return status, out, payload
 
 
 class GitHttpServer:
@@ -55,49 +116,20 @@ class GitHttpServer:
                     self.end_headers()
                     return
                 parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else self._chunked()
-                env = {
-                    "PATH": "/usr/bin:/bin",
-                    "GIT_PROJECT_ROOT": str(server.root),
-                    "GIT_HTTP_EXPORT_ALL": "1",
-                    "REQUEST_METHOD": self.command,
-                    "PATH_INFO": parts.path,
-                    "QUERY_STRING": parts.query,
-                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                    "CONTENT_LENGTH": str(len(body)),
-                    "REMOTE_USER": "tester",
-                    "REMOTE_ADDR": "127.0.0.1",
-                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
-                    "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-                }
-                result = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=False)
-                head, _, payload = result.stdout.partition(b"\r\n\r\n")
-                status = 200
-                headers = []
-                for line in head.decode().split("\r\n"):
-                    name, _, value = line.partition(":")
-                    if name.lower() == "status":
-                        status = int(value.strip().split()[0])
-                    elif name:
-                        headers.append((name, value.strip()))
+                status, headers, payload = http_backend(
+                    server.root,
+                    self.command,
+                    parts.path,
+                    parts.query,
+                    dict(self.headers.items()),
+                    read_body(self),
+                    remote_user="tester",
+                )
                 self.send_response(status)
                 for name, value in headers:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-
-            def _chunked(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
-                    return b""
-                data = b""
-                while True:
-                    size = int(self.rfile.readline().strip(), 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        return data
-                    data += self.rfile.read(size)
-                    self.rfile.readline()
 
         return Handler
