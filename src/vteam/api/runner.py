@@ -58,7 +58,21 @@ async def _change_set(platform: Platform, session: AgenticSession, report: Runne
     base = platform.settings.public_url or platform.server_url
     url = f"{base.rstrip('/')}/api/projects/{session.namespace}/agentic-sessions/{session.name}"
     text = report.result.text if report.result else None
-    return await platform.forges.open_change_set(session, report.repos or [], text, url, emit)
+    repos = report.repos or []
+    try:
+        return await platform.forges.open_change_set(session, repos, text, url, emit)
+    except Exception:
+        # The pushes happened; a bug here must not make the runner retry its final report forever.
+        log.exception("opening the change set of %s/%s failed", session.namespace, session.name)
+        failed = "pull request: vTeam hit an unexpected error opening it; see the server's log"
+        specs = session.spec.repos
+
+        def wanted(index: int, repo: RepoStatus) -> bool:
+            owner = index if repo.submodule_of is None else repo.submodule_of
+            out = specs[owner].output if owner < len(specs) else None
+            return repo.pushed and out is not None and out.create_pull_request
+
+        return [r.model_copy(update={"error": r.error or failed}) if wanted(i, r) else r for i, r in enumerate(repos)]
 
 
 @router.post("/push-targets")
