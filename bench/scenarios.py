@@ -43,8 +43,8 @@ class Outcome:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
-def _client(url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=url, timeout=60.0)
+def _client(server: Server) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=server.url, timeout=60.0, headers={"Authorization": f"Bearer {server.token}"})
 
 
 async def _timed(call: Awaitable[object]) -> float:
@@ -63,9 +63,9 @@ async def session_create(server: Server, cfg: Config) -> Outcome:
     (and report that throughput), otherwise we delete the project, which stops the queue at once.
     """
     project = "bench-create"
-    async with _client(server.url) as http:
+    async with _client(server) as http:
         await api.create_project(http, project)
-    clients = [_client(server.url) for _ in range(cfg.create_workers)]
+    clients = [_client(server) for _ in range(cfg.create_workers)]
     start = asyncio.Event()
 
     async def worker(http: httpx.AsyncClient) -> list[float]:
@@ -83,7 +83,7 @@ async def session_create(server: Server, cfg: Config) -> Outcome:
         await asyncio.gather(*(http.aclose() for http in clients))
     latencies = [ms for batch in per_worker for ms in batch]
     figures: dict[str, Any] = {"creates": len(latencies), "wall_s": wall, "creates_per_s": len(latencies) / wall}
-    async with _client(server.url) as http:
+    async with _client(server) as http:
         if cfg.drain:
             figures |= await _drain(http, project, cfg, began)
         else:
@@ -129,14 +129,14 @@ async def wait_quiet(server: Server, *, within: float = 60.0, settle: float = 1.
 async def session_read(server: Server, cfg: Config) -> Outcome:
     """GET of one finished session by many clients: the read path (auth, one SQLite read, JSON), no writes around."""
     project = "bench-read"
-    async with _client(server.url) as http:
+    async with _client(server) as http:
         await api.create_project(http, project)
         name = await api.create_session(http, project, "echo hi")
         await api.collect(http, project, name, within=EVENT_TIMEOUT)
     await wait_quiet(server)
     path = f"{api.sessions_path(project)}/{name}"
     per_reader = cfg.reads // cfg.readers
-    clients = [_client(server.url) for _ in range(cfg.readers)]
+    clients = [_client(server) for _ in range(cfg.readers)]
 
     async def get(http: httpx.AsyncClient) -> None:
         (await http.get(path)).raise_for_status()
@@ -172,7 +172,7 @@ async def event_latency(server: Server, cfg: Config) -> Outcome:
     """
     project = "bench-events"
     prompt = f"for i in $(seq 1 {cfg.event_lines}); do date +%s.%N; sleep {cfg.event_interval}; done"
-    async with _client(server.url) as http:
+    async with _client(server) as http:
         await api.create_project(http, project)
         name = await api.create_session(http, project, prompt)
         received = await api.collect(http, project, name, within=EVENT_TIMEOUT)
@@ -247,7 +247,7 @@ async def start_latency(server: Server, cfg: Config) -> Outcome:
     project = "bench-start"
     runs: list[StartTimes] = []
     failures: list[str] = []
-    async with _client(server.url) as http:
+    async with _client(server) as http:
         await api.create_project(http, project)
         for index in range(cfg.starts):
             try:

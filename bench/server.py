@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,7 @@ class Server:
     home: Path
     log: Path
     process: subprocess.Popen[bytes]
+    token: str = ""
 
 
 def server_env(settings: dict[str, str]) -> dict[str, str]:
@@ -38,6 +40,10 @@ def server_env(settings: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
     env.update(settings)
     return env
+
+
+TOKEN = "vt-bench-admin-" + secrets.token_urlsafe(16)
+"""The benchmark's clients sign in as a platform admin through VTEAM_ADMIN_TOKEN."""
 
 
 @contextlib.contextmanager
@@ -48,7 +54,7 @@ def running_server(settings: dict[str, str], *, keep_home: bool = False, ready_t
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "vteam", "up", "--host", "127.0.0.1", "--port", "0", "--home", str(home / "data")],
-            env=server_env(settings),
+            env=server_env({"VTEAM_ADMIN_TOKEN": TOKEN, **settings}),
             stdin=subprocess.DEVNULL,
             stdout=stderr,
             stderr=stderr,
@@ -56,7 +62,7 @@ def running_server(settings: dict[str, str], *, keep_home: bool = False, ready_t
     try:
         url = _wait_for_url(process, log, ready_timeout)
         _wait_ready(process, log, url, ready_timeout)
-        yield Server(url=url, home=home, log=log, process=process)
+        yield Server(url=url, home=home, log=log, process=process, token=TOKEN)
     finally:
         _stop(process)
         _kill_runners(home / "data" / "workspaces")

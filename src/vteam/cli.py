@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -10,9 +11,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import typer
 
+from vteam import credentials
 from vteam.client import DEFAULT_SERVER, ApiError, Client, Unreachable
 from vteam.resources.validation import split_repo_arg
 
@@ -42,7 +45,7 @@ def call(server: str, action: Callable[[Client], Awaitable[T]]) -> T:
     """Run one async client action; API problems and connection failures become one line and exit 1."""
 
     async def runner() -> T:
-        async with Client(server) as client:
+        async with Client(server, credentials.token_for(server)) as client:
             return await action(client)
 
     try:
@@ -93,11 +96,6 @@ def up(
     bound_port = sock.getsockname()[1]
     local_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
     url = f"http://{local_host}:{bound_port}" if ":" not in local_host else f"http://[{local_host}]:{bound_port}"
-    if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(
-            f"warning: listening on {settings.host} with no sign-in yet: anyone who reaches this port controls vTeam",
-            err=True,
-        )
     os.umask(0o077)
 
     async def serve() -> str | None:
@@ -111,6 +109,13 @@ def up(
         )
         server = uvicorn.Server(config)
         typer.echo(f"vTeam is up on {url}  (data in {settings.home}; Ctrl-C to stop)", err=True)
+        if platform.first_login is not None:
+            link = f"{(settings.public_url or url).rstrip('/')}/login?token={platform.first_login}"
+            typer.echo(
+                f"First start: an admin user was created. Sign in once with\n  {link}\n"
+                f"in a browser, or run: vteam login '{link}'",
+                err=True,
+            )
         await server.serve(sockets=[sock])
         return None if server.started else "vTeam did not start; see the log above"
 
@@ -506,6 +511,140 @@ def secret_delete(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SE
     """Delete a project secret."""
     call(server, lambda c: c.request("DELETE", f"/api/projects/{project}/secrets/{name}"))
     typer.echo(f"secret {name} deleted")
+
+
+user_app = typer.Typer(help="Create and list users (platform admins).", no_args_is_help=True)
+token_app = typer.Typer(help="Your personal API tokens.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+
+
+@app.command()
+def login(
+    link: Annotated[
+        str | None, typer.Argument(help="A one-time login link (or its token); none: an API token from stdin.")
+    ] = None,
+    server: Annotated[str | None, typer.Option("--server", envvar="VTEAM_SERVER", help="URL of the vTeam API.")] = None,
+) -> None:
+    """Sign the CLI in: trade a one-time login link for an API token, or store an API token, for this server."""
+    value = link or _read_secret("API token or login link")
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https"):
+        server = server or f"{parts.scheme}://{parts.netloc}"
+        value = parse_qs(parts.query).get("token", [""])[0]
+    server = (server or DEFAULT_SERVER).rstrip("/")
+    if value.startswith("vt_login_"):
+        answer = call(server, lambda c: c.request("POST", "/api/login", json={"token": value}))
+        token = str(answer["token"])
+    else:
+        token = value
+
+    async def whoami() -> Any:
+        async with Client(server, token) as client:
+            return await client.request("GET", "/api/me")
+
+    try:
+        who = asyncio.run(whoami())
+    except (ApiError, Unreachable) as exc:
+        fail(str(exc))
+    where = credentials.save(server, token)
+    typer.echo(f"signed in to {server} as {who['name']} (token saved in {where})")
+
+
+@app.command()
+def logout(server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Revoke this CLI's token at the server and forget it."""
+    if credentials.token_for(server) is not None:
+        with contextlib.suppress(typer.Exit):
+            call(server, lambda c: c.request("POST", "/api/logout"))
+    credentials.forget(server)
+    typer.echo(f"signed out of {server}")
+
+
+@app.command()
+def whoami(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Show who the CLI is signed in as."""
+    me = call(server, lambda c: c.request("GET", "/api/me"))
+    if as_json:
+        return emit_json(me)
+    typer.echo(f"{me['name']}{' (platform admin)' if me['admin'] else ''}")
+
+
+@user_app.command("create")
+def user_create(
+    name: str,
+    display_name: Annotated[str, typer.Option("--display-name")] = "",
+    admin: Annotated[bool, typer.Option("--admin", help="Make them a platform admin.")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a user and print a one-time login link to hand to them."""
+    body = {"name": name, "displayName": display_name, "admin": admin}
+    created = call(server, lambda c: c.request("POST", "/api/users", json=body))
+    if as_json:
+        return emit_json(created)
+    typer.echo(f"user {name} created; their one-time login link:\n  {created['loginLink']}")
+
+
+@user_app.command("list")
+def user_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """List users."""
+    result = call(server, lambda c: c.request("GET", "/api/users"))
+    if as_json:
+        return emit_json(result["items"])
+    table(
+        [[u["name"], u["displayName"], "yes" if u["admin"] else "", u["created"]] for u in result["items"]],
+        ["NAME", "DISPLAY NAME", "ADMIN", "CREATED"],
+    )
+
+
+@user_app.command("login-link")
+def user_login_link(name: str, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """A fresh one-time login link for a user."""
+    result = call(server, lambda c: c.request("POST", f"/api/users/{name}/login-link"))
+    typer.echo(result["loginLink"])
+
+
+@token_app.command("create")
+def token_create(
+    name: str,
+    days: Annotated[int, typer.Option("--days", help="Days until it expires (at most 365).")] = 90,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API token; it is printed once, here."""
+    created = call(server, lambda c: c.request("POST", "/api/tokens", json={"name": name, "expiresInDays": days}))
+    if as_json:
+        return emit_json(created)
+    typer.echo(created["token"])
+    typer.echo(f"token {created['id']} expires {created['expires']}; it is shown only now", err=True)
+
+
+@token_app.command("list")
+def token_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """List your API tokens (never their secrets)."""
+    result = call(server, lambda c: c.request("GET", "/api/tokens"))
+    if as_json:
+        return emit_json(result["items"])
+    rows = [
+        [
+            t["id"],
+            t["name"],
+            t["created"],
+            t["expires"] or "never",
+            t["lastUsed"] or "-",
+            "revoked" if t["revoked"] else "",
+        ]
+        for t in result["items"]
+    ]
+    table(rows, ["ID", "NAME", "CREATED", "EXPIRES", "LAST USED", "REVOKED"])
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Revoke one of your API tokens."""
+    call(server, lambda c: c.request("DELETE", f"/api/tokens/{token_id}"))
+    typer.echo(f"token {token_id} revoked")
 
 
 def main() -> None:

@@ -58,6 +58,23 @@ class Settings(BaseSettings):
         None, description="Private key runners give ssh for ssh:// and user@host:path remotes."
     )
     git_username: str = Field("x-access-token", description="User name paired with `VTEAM_GIT_TOKEN`.")
+    admin_token: SecretStr | None = Field(
+        None, description="Seeds a platform-admin API token, for automation and recovery; never logged."
+    )
+    trust_proxy_headers: bool = Field(
+        False,
+        description="Take the identity from an OAuth proxy's X-Forwarded-User/-Groups headers "
+        "(only behind a proxy that sets them, as on OpenShift).",
+    )
+    admin_groups: str = Field(
+        "vteam-admins", description="Groups (comma-separated) whose members are platform admins, via the proxy."
+    )
+    session_hours: float = Field(12.0, gt=0, description="How long a browser sign-in lasts.")
+    login_link_minutes: float = Field(60.0, gt=0, description="How long a one-time login link works.")
+    max_body_bytes: int = Field(2_097_152, ge=1024, description="Largest request body the API accepts (413 above).")
+    write_rate_per_minute: int = Field(
+        240, ge=0, description="Writes (POST, PUT, PATCH, DELETE) each identity may make a minute; 0: no limit."
+    )
     github_url: str = Field(
         "https://github.com", description="Web URL of the GitHub (or GitHub Enterprise) whose repos get pull requests."
     )

@@ -87,7 +87,7 @@ def test_session_websocket_reader_replays_then_closes(api: httpx.Client, project
     create_session(api, project, name="wsread", prompt="echo via-websocket")
     wait_phase(api, project, "wsread")
     url = str(api.base_url).replace("http", "ws", 1) + f"/api/projects/{project}/agentic-sessions/wsread/ws?after=0"
-    with connect(url) as ws:
+    with connect(url, additional_headers={"Authorization": api.headers["Authorization"]}) as ws:
         frames = [json.loads(m) for m in ws]
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     assert "via-websocket\n" in [f["data"].get("delta") for f in frames]

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase, wait_turns
@@ -48,7 +47,7 @@ def test_claude_code_reads_writes_runs_and_pushes(claude_server: tuple[Server, F
         [tool_use("Bash", {"command": "echo ran > RAN.txt", "description": "leave a mark"})],
         [text("All done.")],
     )
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(
             api,
@@ -91,7 +90,7 @@ def test_follow_up_messages_resume_the_conversation(
 ) -> None:
     server, fake = claude_server
     fake.add([text("Hello! What next?")], [text("Second answer, same conversation.")])
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="chat", framework="claude-code", prompt="Say hello.", interactive=True)
         wait_turns(api, "c", "chat", 1)
@@ -114,7 +113,7 @@ def test_interrupt_stops_claude_mid_command(claude_server: tuple[Server, FakeAnt
     server, fake = claude_server
     marker = tmp_path / "started"
     fake.add([tool_use("Bash", {"command": f"touch {marker}; sleep 600", "description": "wait"})])
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="long", framework="claude-code", prompt="Wait a while.", interactive=True)
         deadline = time.monotonic() + 60
@@ -137,7 +136,7 @@ def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> Non
         env = {"ANTHROPIC_API_KEY": "a-wrong-key-1234", "ANTHROPIC_BASE_URL": fake.url}
         server = Server(tmp_path / "home", env=env).start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "c"})
                 create_session(
                     api,
@@ -158,7 +157,7 @@ def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> Non
 def test_a_continued_session_resumes_claudes_conversation(claude_server: tuple[Server, FakeAnthropic]) -> None:
     server, fake = claude_server
     fake.add([text("The first session's answer.")], [text("Picked up where we left off.")])
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="first", framework="claude-code", prompt="Start something.")
         parent = wait_phase(api, "c", "first", timeout=60)

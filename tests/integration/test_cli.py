@@ -68,6 +68,7 @@ def test_follow_and_stop(server: Server) -> None:
     vteam(server, "session", "create", "-p", "cli-stop", "--name", "long", "--prompt", "echo up; sleep 600")
     follower = subprocess.Popen(
         [sys.executable, "-m", "vteam", "session", "logs", "long", "-p", "cli-stop", "-f", "--server", server.url],
+        env={**os.environ, "VTEAM_TOKEN": server.token},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -140,9 +141,9 @@ def test_a_conversation_from_the_terminal(server: Server) -> None:
     assert vteam(server, "session", "end", "c", "-p", "cli-chat").returncode == 0
     follow = vteam(server, "session", "logs", "c", "-p", "cli-chat", "-f")
     assert follow.returncode == 0, follow.stderr
-    assert "── local-admin: echo again" in follow.stdout
+    assert "── admin: echo again" in follow.stdout
     assert "again\n" in follow.stdout
-    assert "── ended by local-admin" in follow.stdout
+    assert "── ended by admin" in follow.stdout
     refused = vteam(server, "session", "send", "c", "late", "-p", "cli-chat")
     assert refused.returncode == 1
     assert "already ended" in refused.stderr

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase, wait_turns
@@ -51,7 +50,7 @@ def test_codex_runs_a_command_and_pushes(codex_server: tuple[Server, FakeOpenAI]
         [function_call("exec_command", {"cmd": "printf 'notes from codex\\n' > NOTES.md && echo written"})],
         [text("All done.")],
     )
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(
             api,
@@ -94,7 +93,7 @@ def test_codex_runs_a_command_and_pushes(codex_server: tuple[Server, FakeOpenAI]
 def test_follow_up_messages_resume_the_thread(codex_server: tuple[Server, FakeOpenAI]) -> None:
     server, fake = codex_server
     fake.add([text("Hello! What next?")], [text("Second answer, same thread.")])
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="chat", framework="codex", prompt="Say hello.", interactive=True)
         wait_turns(api, "c", "chat", 1)
@@ -124,7 +123,7 @@ def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> Non
         env = {"OPENAI_API_KEY": "a-wrong-key-1234", "OPENAI_BASE_URL": fake.url}
         server = Server(tmp_path / "home", env=env).start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "c"})
                 create_session(api, "c", name="denied", framework="codex", prompt="hi")
                 started = time.monotonic()
@@ -150,7 +149,7 @@ def test_interrupt_stops_codex_mid_command(codex_server: tuple[Server, FakeOpenA
     server, fake = codex_server
     marker = tmp_path / "started"
     fake.add([function_call("exec_command", {"cmd": f"touch {marker}; sleep 600", "yield_time_ms": 30000})])
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="long", framework="codex", prompt="Wait a while.", interactive=True)
         deadline = time.monotonic() + 60
@@ -171,7 +170,7 @@ def test_interrupt_stops_codex_mid_command(codex_server: tuple[Server, FakeOpenA
 def test_a_continued_session_resumes_codexs_thread(codex_server: tuple[Server, FakeOpenAI]) -> None:
     server, fake = codex_server
     fake.add([text("The first session's answer.")], [text("Picked up where we left off.")])
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="first", framework="codex", prompt="Start something.")
         parent = wait_phase(api, "c", "first", timeout=60)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase, wait_turns
@@ -50,7 +49,7 @@ def test_gemini_writes_a_file_and_pushes(gemini_server: tuple[Server, FakeGemini
         [function_call("write_file", {"file_path": "NOTES.md", "content": "notes from gemini\n"})],
         [text("All done.")],
     )
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "g"})
         create_session(
             api,
@@ -92,7 +91,7 @@ def test_gemini_writes_a_file_and_pushes(gemini_server: tuple[Server, FakeGemini
 def test_follow_up_messages_resume_the_session(gemini_server: tuple[Server, FakeGemini]) -> None:
     server, fake = gemini_server
     fake.add([text("Hello! What next?")], [text("Second answer, same chat.")])
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "g"})
         create_session(api, "g", name="chat", framework="gemini", prompt="Say hello.", interactive=True)
         wait_turns(api, "g", "chat", 1)
@@ -117,7 +116,7 @@ def test_follow_up_messages_resume_the_session(gemini_server: tuple[Server, Fake
 def test_a_continued_session_resumes_the_parents_chat(gemini_server: tuple[Server, FakeGemini]) -> None:
     server, fake = gemini_server
     fake.add([text("The first session's answer.")], [text("Picked up where we left off.")])
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "g"})
         create_session(api, "g", name="first", framework="gemini", prompt="Start something.")
         parent = wait_phase(api, "g", "first", timeout=60)
@@ -140,7 +139,7 @@ def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> Non
         env = {"GEMINI_API_KEY": "a-wrong-key-1234", "GOOGLE_GEMINI_BASE_URL": fake.url}
         server = Server(tmp_path / "home", env=env).start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "g"})
                 create_session(api, "g", name="denied", framework="gemini", prompt="hi")
                 started = time.monotonic()
@@ -163,7 +162,7 @@ def test_interrupt_stops_gemini_mid_command(gemini_server: tuple[Server, FakeGem
     server, fake = gemini_server
     marker = tmp_path / "started"
     fake.add([function_call("run_shell_command", {"command": f"touch {marker}; sleep 600"})])
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "g"})
         create_session(api, "g", name="long", framework="gemini", prompt="Wait a while.", interactive=True)
         deadline = time.monotonic() + 60

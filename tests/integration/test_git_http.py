@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
 from tests.support.api import create_session, read_events, wait_phase
 from tests.support.git import bare_repo, show
 from tests.support.githttp import GitHttpServer
@@ -24,7 +22,7 @@ def test_http_clone_and_push_through_askpass_without_leaking_the_token(tmp_path:
         server.start()
         try:
             url = f"{git_http.url}/app.git"
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "h"})
                 created = create_session(
                     api,
@@ -58,7 +56,7 @@ def test_bad_token_fails_with_a_readable_message(tmp_path: Path) -> None:
     with GitHttpServer(repos, username="x-access-token", password=TOKEN) as git_http:
         server.start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "h"})
                 create_session(
                     api, "h", name="denied", prompt="true", repos=[{"input": {"url": f"{git_http.url}/app.git"}}]
@@ -102,7 +100,7 @@ def _run_thief(tmp_path: Path, prefork: bool) -> tuple[dict[str, object], Path, 
     with GitHttpServer(repos, username="x-access-token", password=TOKEN) as git_http:
         server.start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "t"})
                 url = f"{git_http.url}/app.git"
                 create_session(
@@ -146,7 +144,7 @@ def test_token_is_offered_only_to_its_hosts(tmp_path: Path) -> None:
     with GitHttpServer(repos, username="x-access-token", password=TOKEN) as git_http:
         server.start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "t"})
                 create_session(
                     api, "t", name="elsewhere", prompt="true", repos=[{"input": {"url": f"{git_http.url}/app.git"}}]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support import sshd
@@ -22,7 +21,7 @@ def test_ssh_clone_and_push_with_the_configured_key(tmp_path: Path) -> None:
     with sshd.SshServer(tmp_path / "sshd") as ssh:
         server = Server(tmp_path / "home", env={"VTEAM_GIT_SSH_KEY_FILE": str(ssh.client_key)}).start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "s"})
                 url = ssh.url(bare)
                 create_session(
@@ -45,7 +44,7 @@ def test_ssh_without_a_key_fails_without_prompting(tmp_path: Path) -> None:
     with sshd.SshServer(tmp_path / "sshd") as ssh:
         server = Server(tmp_path / "home").start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "s"})
                 create_session(api, "s", name="nokey", prompt="true", repos=[{"input": {"url": ssh.url(bare)}}])
                 done = wait_phase(api, "s", "nokey", timeout=30)

@@ -52,12 +52,12 @@ def test_follow_up_messages_then_end(api: httpx.Client, project: str, repo: Path
     assert post(api, project, "chat", "end").status_code == 202
     done = wait_phase(api, project, "chat")
     assert done["status"]["phase"] == "Completed", done["status"]
-    assert done["status"]["message"].startswith("ended by local-admin")
+    assert done["status"]["message"].startswith("ended by admin")
     assert done["status"]["result"]["turns"] == 2
     assert show(repo, "vteam/chat", "A.md") == "one\ntwo\n"
     events = read_events(api, project, "chat")
     [message] = [e for e in events if e["type"] == "vteam.user_message"]
-    assert message["data"]["value"]["user"] == "local-admin"
+    assert message["data"]["value"]["user"] == "admin"
     assert message["data"]["value"]["text"] == "echo two >> A.md && echo turn-two"
     runs = [e["data"]["runId"] for e in events if e["type"] == "RUN_STARTED"]
     assert len(set(runs)) == 2, "each turn is its own run"
@@ -80,7 +80,7 @@ def test_interrupt_stops_the_turn_and_keeps_the_session(api: httpx.Client, proje
     assert after["status"]["phase"] == "Running", "an interrupt keeps the session"
     errors = [e for e in read_events(api, project, "brake") if e["type"] == "RUN_ERROR"]
     assert errors[-1]["data"]["code"] == "INTERRUPTED"
-    assert "interrupted by local-admin" in errors[-1]["data"]["message"]
+    assert "interrupted by admin" in errors[-1]["data"]["message"]
     post(api, project, "brake", "messages", text="echo still-here")
     wait_status(api, project, "brake", "waiting_input", turns=3)
     assert "still-here" in text_of(read_events(api, project, "brake"))
@@ -94,7 +94,7 @@ def test_end_during_a_turn_finishes_the_session(api: httpx.Client, project: str)
     post(api, project, "quit", "end")
     done = wait_phase(api, project, "quit", timeout=15)
     assert done["status"]["phase"] == "Completed"
-    assert "ended by local-admin" in done["status"]["message"]
+    assert "ended by admin" in done["status"]["message"]
 
 
 def test_idle_timeout_ends_the_session_with_a_reason(api: httpx.Client, project: str, repo: Path) -> None:
@@ -119,7 +119,7 @@ def test_readers_can_talk_over_the_session_websocket(api: httpx.Client, project:
     create_session(api, project, name="sock", prompt="echo hello", interactive=True)
     wait_status(api, project, "sock", "waiting_input", turns=1)
     url = str(api.base_url).replace("http", "ws", 1) + sessions_path(project, "sock") + "/ws"
-    with connect(url) as ws:
+    with connect(url, additional_headers={"Authorization": api.headers["Authorization"]}) as ws:
         ws.send(json.dumps({"type": "bogus"}))
         while "error" not in (reply := json.loads(ws.recv(timeout=10))):
             pass
@@ -157,7 +157,7 @@ def test_messages_are_delivered_once_across_a_server_restart(tmp_path: Path) -> 
     repo = bare_repo(tmp_path)
     server = Server(tmp_path / "home", port=port).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             api.post("/api/projects", json={"name": "r"})
             create_session(api, "r", name="talk", **_repo_body(repo, "echo one > LOG.md"))
             wait_status(api, "r", "talk", "waiting_input", turns=1)
@@ -165,7 +165,7 @@ def test_messages_are_delivered_once_across_a_server_restart(tmp_path: Path) -> 
             wait_status(api, "r", "talk", "waiting_input", turns=2)
         server.stop(signal.SIGKILL)
         server.start()
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             time.sleep(1)
             post(api, "r", "talk", "messages", text="echo three >> LOG.md")
             wait_status(api, "r", "talk", "waiting_input", turns=3)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.api import create_session, read_events, sessions_path, text_of, wait_phase, wait_turns
@@ -51,7 +50,7 @@ def test_mini_swe_runs_commands_and_pushes(mini_server: tuple[Server, FakeOpenAI
         [tool_call("bash", {"command": "cat missing-file"})],
         [tool_call("bash", {"command": f"{SUBMIT} done"})],
     )
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "m"})
         create_session(
             api,
@@ -94,7 +93,7 @@ def test_follow_up_messages_continue_the_conversation(mini_server: tuple[Server,
         [tool_call("bash", {"command": f"{SUBMIT} Hello, what next?"})],
         [tool_call("bash", {"command": f"{SUBMIT} Second answer, same conversation."})],
     )
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "m"})
         create_session(api, "m", name="chat", framework="mini-swe-agent", prompt="Say hello.", interactive=True)
         wait_turns(api, "m", "chat", 1)
@@ -122,7 +121,7 @@ def test_a_continued_session_carries_the_conversation(mini_server: tuple[Server,
         [tool_call("bash", {"command": f"{SUBMIT} The first answer."})],
         [tool_call("bash", {"command": f"{SUBMIT} Second session done."})],
     )
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "m"})
         create_session(api, "m", name="first", framework="mini-swe-agent", prompt="Start something.")
         assert wait_phase(api, "m", "first", timeout=60)["status"]["phase"] == "Completed"
@@ -142,7 +141,7 @@ def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> Non
         env = {"OPENAI_API_KEY": "a-wrong-key-1234", "OPENAI_BASE_URL": fake.url}
         server = Server(tmp_path / "home", env=env).start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as api:
+            with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "m"})
                 create_session(api, "m", name="denied", framework="mini-swe-agent", prompt="hi")
                 started = time.monotonic()

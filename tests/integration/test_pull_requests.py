@@ -60,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub, app: An
 
 @pytest.fixture
 def api(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with server.client(timeout=60) as client:
         yield client
 
 

@@ -8,8 +8,6 @@ import socket
 import time
 from pathlib import Path
 
-import httpx
-
 from tests.support.api import create_session, get_session, phases_of, read_events, text_of, wait_phase
 from tests.support.server import Server
 
@@ -24,7 +22,7 @@ def test_restart_fails_lost_runners_and_starts_queued_sessions(tmp_path: Path) -
     home = tmp_path / "home"
     server = Server(home, env={"VTEAM_MAX_RUNNING_SESSIONS": "1"}).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             api.post("/api/projects", json={"name": "r"})
             create_session(api, "r", name="long", prompt="echo started; sleep 600")
             wait_phase(api, "r", "long", "Running")
@@ -35,7 +33,7 @@ def test_restart_fails_lost_runners_and_starts_queued_sessions(tmp_path: Path) -
         server.stop(signal.SIGKILL)
         os.killpg(pid, signal.SIGKILL)
         server.start()
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             lost = wait_phase(api, "r", "long", timeout=15)
             assert lost["status"]["phase"] == "Failed"
             assert "restarted" in lost["status"]["message"]
@@ -55,7 +53,7 @@ def test_runner_survives_restart_and_is_adopted(tmp_path: Path) -> None:
     home = tmp_path / "home"
     server = Server(home, port=_free_port()).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             api.post("/api/projects", json={"name": "a"})
             create_session(api, "a", name="survivor", prompt="echo before; sleep 3; echo after")
             wait_phase(api, "a", "survivor", "Running")
@@ -63,7 +61,7 @@ def test_runner_survives_restart_and_is_adopted(tmp_path: Path) -> None:
         server.stop(signal.SIGKILL)
         time.sleep(1)
         server.start()
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             done = wait_phase(api, "a", "survivor", timeout=30)
             assert done["status"]["phase"] == "Completed", done["status"]
             events = read_events(api, "a", "survivor")
@@ -81,7 +79,7 @@ def test_restart_cleans_up_after_a_session_deleted_while_down(tmp_path: Path) ->
     home = tmp_path / "home"
     server = Server(home).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             api.post("/api/projects", json={"name": "d"})
             create_session(api, "d", name="orphan", prompt="echo orphaned; sleep 600")
             wait_phase(api, "d", "orphan", "Running")

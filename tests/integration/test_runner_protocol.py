@@ -29,7 +29,7 @@ def idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def session(idle_server: Any) -> Iterator[tuple[httpx.Client, str, str, str]]:
-    with httpx.Client(base_url=idle_server.url, timeout=30) as api:
+    with idle_server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "proto"})
         created = create_session(api, "proto", prompt="unused")
         name = created["metadata"]["name"]

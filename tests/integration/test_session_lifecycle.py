@@ -222,7 +222,7 @@ def test_delete_session_removes_it_and_its_workspace(api: httpx.Client, project:
 def test_queue_holds_sessions_beyond_the_limit(tmp_path: Path) -> None:
     server = Server(tmp_path / "home", env={"VTEAM_MAX_RUNNING_SESSIONS": "1"}).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             api.post("/api/projects", json={"name": "q"})
             create_session(api, "q", name="first", prompt="sleep 2")
             wait_phase(api, "q", "first", "Running")
@@ -242,7 +242,7 @@ def test_runners_started_as_new_processes_work_the_same(tmp_path: Path) -> None:
     repo = bare_repo(tmp_path)
     server = Server(tmp_path / "home", env={"VTEAM_RUNNER_PREFORK": "false"}).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             api.post("/api/projects", json={"name": "exec"})
             body = {
                 "prompt": "echo exec >> README.md",
@@ -276,7 +276,7 @@ def test_a_flood_of_output_arrives_whole(api: httpx.Client, project: str) -> Non
 def test_a_silent_agent_fails_as_stalled_with_its_last_output(tmp_path: Path) -> None:
     server = Server(tmp_path / "home", env={"VTEAM_STALL_TIMEOUT_SECONDS": "2"}).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with server.client(timeout=30) as api:
             api.post("/api/projects", json={"name": "s"})
             create_session(api, "s", name="quiet", prompt="echo before-the-silence; sleep 600")
             wait_phase(api, "s", "quiet", "Running")

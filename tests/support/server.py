@@ -6,11 +6,14 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 FOREIGN = ("VTEAM_", "ANTHROPIC_", "CLAUDE_", "OPENAI_", "GEMINI_", "GOOGLE_")
 """A developer's own settings and model keys never reach a test server."""
@@ -21,6 +24,8 @@ class Server:
     def __init__(self, home: Path, *, env: dict[str, str] | None = None, port: int = 0) -> None:
         self.home = home
         self.env = env or {}
+        self.token = self.env.get("VTEAM_ADMIN_TOKEN") or "vt-test-admin-" + secrets.token_urlsafe(16)
+        """A platform admin's token (VTEAM_ADMIN_TOKEN), which the tests' clients send."""
         self.port = port
         self.url = ""
         self.proc: subprocess.Popen[bytes] | None = None
@@ -28,7 +33,16 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
-        env.update({"VTEAM_HOME": str(self.home), "VTEAM_RESYNC_SECONDS": "2", **self.env})
+        env.update(
+            {
+                "VTEAM_HOME": str(self.home),
+                "VTEAM_RESYNC_SECONDS": "2",
+                "VTEAM_ADMIN_TOKEN": self.token,
+                # Tests write far faster than people; the limit has its own test.
+                "VTEAM_WRITE_RATE_PER_MINUTE": "0",
+                **self.env,
+            }
+        )
         log = self.log_path.open("ab")
         start = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
@@ -76,6 +90,16 @@ class Server:
                     return int(json.loads(pidfile.read_text())["pid"])
             time.sleep(0.05)
         raise AssertionError(f"no runner pid file for {project}/{name}")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self, *, token: str | None = None, timeout: float = 30) -> httpx.Client:
+        """An HTTP client for the API, signed in as the admin (or with `token`)."""
+        return httpx.Client(
+            base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {token or self.token}"}
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vteam.auth import LOCAL_USER, LocalAuthenticator, RunnerClaim, RunnerTokens
+from vteam.auth import RunnerClaim, RunnerTokens
 from vteam.errors import Unauthorized
 
 KEY = bytes(range(32))
@@ -76,37 +76,3 @@ def test_unauthorized_maps_to_http_401(tokens: RunnerTokens) -> None:
     with pytest.raises(Unauthorized) as caught:
         tokens.verify("vtr.x.y")
     assert caught.value.status == 401
-
-
-def test_no_credentials_is_the_local_user(tokens: RunnerTokens) -> None:
-    identity = LocalAuthenticator(tokens).authenticate(None)
-    assert identity.name == LOCAL_USER
-    assert identity.kind == "user"
-    assert not identity.is_runner
-    assert identity.project is None
-
-
-def test_runner_bearer_token_is_a_runner_identity(tokens: RunnerTokens) -> None:
-    token = tokens.mint("team-a", "fix-tests", "0b6f-uid")
-    identity = LocalAuthenticator(tokens).authenticate(f"Bearer {token}")
-    assert identity.kind == "runner"
-    assert identity.is_runner
-    assert (identity.project, identity.session, identity.session_uid) == ("team-a", "fix-tests", "0b6f-uid")
-    assert identity.name == "runner:team-a/fix-tests"
-
-
-def test_bearer_scheme_is_case_insensitive(tokens: RunnerTokens) -> None:
-    token = tokens.mint("p", "s", "u")
-    assert LocalAuthenticator(tokens).authenticate(f"bearer {token}").is_runner
-
-
-@pytest.mark.parametrize("header", ["Basic xyz", "Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Token abc"])
-def test_other_schemes_are_unauthorized(tokens: RunnerTokens, header: str) -> None:
-    with pytest.raises(Unauthorized, match="Bearer <token>"):
-        LocalAuthenticator(tokens).authenticate(header)
-
-
-def test_forged_runner_token_is_not_downgraded_to_the_local_user(tokens: RunnerTokens) -> None:
-    foreign = RunnerTokens(b"other").mint("team-a", "fix-tests", "u")
-    with pytest.raises(Unauthorized):
-        LocalAuthenticator(tokens).authenticate(f"Bearer {foreign}")

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from vteam import __version__
 from vteam.api import (
+    access,
+    accounts,
     conversation,
     forge_accounts,
     health,
@@ -37,6 +39,8 @@ ROUTERS = (
     repo.router,
     forge_accounts.router,
     secrets.router,
+    accounts.router,
+    access.router,
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
-from vteam.api.deps import Caller, PlatformDep
+from vteam.api.deps import Editor, PlatformDep
 from vteam.api.platform import Platform
 from vteam.auth import Identity
 from vteam.errors import InvalidTransition
@@ -45,19 +45,19 @@ async def send_control(
 
 @router.post("/messages", status_code=202)
 async def post_message(
-    project: str, name: str, body: MessageIn, platform: PlatformDep, caller: Caller
+    project: str, name: str, body: MessageIn, platform: PlatformDep, caller: Editor
 ) -> dict[str, Any]:
     """Send the agent a message; it is taken up when the current turn ends."""
     return await send_control(platform, project, name, USER_MESSAGE, caller, id=uuid.uuid4().hex, text=body.text)
 
 
 @router.post("/interrupt", status_code=202)
-async def interrupt(project: str, name: str, platform: PlatformDep, caller: Caller) -> dict[str, Any]:
+async def interrupt(project: str, name: str, platform: PlatformDep, caller: Editor) -> dict[str, Any]:
     """Stop the agent's current turn; the session stays, waiting for input."""
     return await send_control(platform, project, name, INTERRUPT, caller)
 
 
 @router.post("/end", status_code=202)
-async def end(project: str, name: str, platform: PlatformDep, caller: Caller) -> dict[str, Any]:
+async def end(project: str, name: str, platform: PlatformDep, caller: Editor) -> dict[str, Any]:
     """Finish the conversation: the current turn is stopped, the work committed and pushed."""
     return await send_control(platform, project, name, END, caller)

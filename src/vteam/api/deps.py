@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from vteam.api.platform import Platform
-from vteam.auth import Identity
+from vteam.auth import SESSION_COOKIE, Identity, Role
 from vteam.errors import Forbidden, NotFound, Unauthorized
 from vteam.resources import AgenticSession
 
@@ -22,12 +22,60 @@ def get_platform(conn: HTTPConnection) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-async def check_access(conn: HTTPConnection, platform: Platform, *, runner: bool) -> Identity:
-    """Authenticate, then allow: users by role (one local user for now), runners on their own session only."""
-    identity = platform.authenticator.authenticate(conn.headers.get("authorization"))
-    if not identity.is_runner:
+def hidden(project: str) -> NotFound:
+    """What a caller without access to a project hears: the same as for a project that does not exist."""
+    return NotFound(f"project {project!r} not found")
+
+
+async def role_in(platform: Platform, identity: Identity, project: str) -> Role | None:
+    """The caller's role in a project; None when they have none (or it is not their access key's project)."""
+    if identity.admin:
+        return Role.ADMIN
+    if identity.kind == "key":
+        return identity.role if identity.project == project else None
+    if identity.kind != "user":
+        return None
+    return await platform.accounts.role_of(project, identity.name, identity.groups)
+
+
+async def check_access(
+    conn: HTTPConnection,
+    platform: Platform,
+    *,
+    role: Role | None = Role.VIEW,
+    runner: bool = False,
+    admin: bool = False,
+    public: bool = False,
+) -> Identity:
+    """Authenticate, then allow:
+
+    - runners on their own session's runner endpoints only;
+    - platform admins everywhere;
+    - everyone else by their role in the path's project, where a caller with no role at all gets
+      404, so that projects' existence does not leak, and one with too low a role gets 403.
+    """
+    identity = await platform.authenticator.authenticate(conn.headers, conn.cookies.get(SESSION_COOKIE))
+    if identity.is_anonymous:
+        if public:
+            return identity
+        raise Unauthorized("sign in: send 'Authorization: Bearer <token>' (see `vteam login`)")
+    if identity.is_runner:
+        return await _runner(conn, platform, identity, allowed=runner)
+    if admin and not identity.admin:
+        raise Forbidden("only platform admins may do this")
+    project = conn.path_params.get("project")
+    if project is None or role is None or public:
         return identity
-    if not runner:
+    have = await role_in(platform, identity, str(project))
+    if have is None:
+        raise hidden(str(project))
+    if not have.allows(role):
+        raise Forbidden(f"your role in project {project!r} is {have.value}; this needs {role.value}")
+    return identity
+
+
+async def _runner(conn: HTTPConnection, platform: Platform, identity: Identity, *, allowed: bool) -> Identity:
+    if not allowed:
         raise Forbidden("runner tokens may only call their own session's runner endpoints")
     project = str(conn.path_params.get("project", ""))
     name = str(conn.path_params.get("name", ""))
@@ -42,11 +90,14 @@ async def check_access(conn: HTTPConnection, platform: Platform, *, runner: bool
     return identity
 
 
-def authorize(*, runner: bool = False) -> Callable[[Request, Platform], Awaitable[Identity]]:
-    """The authorization dependency; `runner=True` also admits the session's own runner token."""
+def authorize(
+    role: Role | None = Role.VIEW, *, runner: bool = False, admin: bool = False, public: bool = False
+) -> Callable[[Request, Platform], Awaitable[Identity]]:
+    """The authorization dependency: `role` in the path's project; `runner=True` also admits the session's
+    own runner token; `admin=True` only platform admins; `public=True` anyone, signed in or not."""
 
     async def dependency(request: Request, platform: PlatformDep) -> Identity:
-        identity = await check_access(request, platform, runner=runner)
+        identity = await check_access(request, platform, role=role, runner=runner, admin=admin, public=public)
         request.state.identity = identity
         return identity
 
@@ -56,3 +107,7 @@ def authorize(*, runner: bool = False) -> Callable[[Request, Platform], Awaitabl
 
 Caller = Annotated[Identity, Depends(authorize())]
 CallerOrRunner = Annotated[Identity, Depends(authorize(runner=True))]
+Editor = Annotated[Identity, Depends(authorize(Role.EDIT))]
+ProjectAdmin = Annotated[Identity, Depends(authorize(Role.ADMIN))]
+SignedIn = Annotated[Identity, Depends(authorize(None))]
+PlatformAdmin = Annotated[Identity, Depends(authorize(None, admin=True))]

@@ -10,18 +10,18 @@ from vteam.api.deps import PlatformDep, authorize
 router = APIRouter(tags=["health"])
 
 
-@router.get("/", include_in_schema=False, dependencies=[Depends(authorize())])
+@router.get("/", include_in_schema=False, dependencies=[Depends(authorize(public=True))])
 async def root() -> RedirectResponse:
     """Until the web UI arrives, a browser at the root lands on the API explorer."""
     return RedirectResponse("/api/docs")
 
 
-@router.get("/healthz", dependencies=[Depends(authorize())])
+@router.get("/healthz", dependencies=[Depends(authorize(public=True))])
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", dependencies=[Depends(authorize())])
+@router.get("/readyz", dependencies=[Depends(authorize(public=True))])
 async def readyz(platform: PlatformDep) -> JSONResponse:
     try:
         await platform.db.ping()

@@ -5,10 +5,20 @@ from __future__ import annotations
 import fcntl
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from vteam.auth import Authenticator, LocalAuthenticator, RunnerTokens, Vault, load_or_create
+from vteam.auth import (
+    ADMIN_USER,
+    Accounts,
+    AuditLog,
+    Authenticator,
+    EmbeddedAuthenticator,
+    RunnerTokens,
+    Vault,
+    load_or_create,
+)
 from vteam.controller import Controller, LocalExecutor
 from vteam.db import Database, open_database
 from vteam.errors import VteamError
@@ -31,9 +41,13 @@ class Platform:
     controller: Controller
     vault: Vault
     forges: Forges
+    accounts: Accounts
+    audit: AuditLog
     home_lock: TextIO | None = None
     server_url: str = ""
     ready: bool = field(default=False)
+    first_login: str | None = None
+    """The one-time login link's token when this start created the first admin, to be shown once."""
 
     @classmethod
     async def open(cls, settings: Settings) -> Platform:
@@ -60,6 +74,16 @@ class Platform:
             runner_env["VTEAM_GIT_SSH_KEY_FILE"] = str(settings.git_ssh_key_file.resolve())
         if settings.git_token is not None:
             runner_env["VTEAM_GIT_TOKEN"] = settings.git_token.get_secret_value()
+        accounts = Accounts(db)
+        first_login = await _first_admin(accounts, settings)
+        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        authenticator = EmbeddedAuthenticator(
+            tokens,
+            accounts,
+            admin_token=admin_token,
+            trust_proxy=settings.trust_proxy_headers,
+            admin_groups=tuple(g.strip() for g in settings.admin_groups.split(",") if g.strip()),
+        )
         platform: Platform
         controller = Controller(
             store=store,
@@ -86,11 +110,14 @@ class Platform:
             events=events,
             hub=hub,
             tokens=tokens,
-            authenticator=LocalAuthenticator(tokens),
+            authenticator=authenticator,
             controller=controller,
             vault=vault,
             forges=Forges(settings, vault, key),
+            accounts=accounts,
+            audit=AuditLog(db, key),
             home_lock=home_lock,
+            first_login=first_login,
         )
         return platform
 
@@ -107,6 +134,23 @@ class Platform:
         await self.db.close()
         if self.home_lock is not None:
             self.home_lock.close()
+
+
+async def _first_admin(accounts: Accounts, settings: Settings) -> str | None:
+    """On the very first start, an admin user and a one-time login link for them."""
+    if await accounts.any_user():
+        return None
+    await accounts.create_user(ADMIN_USER, display_name="Administrator", admin=True)
+    if settings.admin_token is not None:
+        return None
+    _, secret = await accounts.issue(
+        "login",
+        name="first sign-in",
+        created_by="vteam up",
+        user=ADMIN_USER,
+        ttl=timedelta(minutes=max(settings.login_link_minutes, 24 * 60)),
+    )
+    return secret
 
 
 def _lock_home(home: Path) -> TextIO:

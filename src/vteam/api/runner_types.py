@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from vteam.agents import registry
 from vteam.api.deps import authorize
 
-router = APIRouter(prefix="/api", tags=["frameworks"], dependencies=[Depends(authorize())])
+router = APIRouter(prefix="/api", tags=["frameworks"], dependencies=[Depends(authorize(None))])
 
 
 @router.get("/runner-types")

@@ -9,10 +9,13 @@ from fastapi import APIRouter, Depends, Path, Response
 from pydantic import Field
 
 from vteam.api.deps import PlatformDep, authorize
+from vteam.auth import Role
 from vteam.forges import project_scope
 from vteam.resources import CamelModel, Project
 
-router = APIRouter(prefix="/api/projects/{project}/secrets", tags=["secrets"], dependencies=[Depends(authorize())])
+router = APIRouter(
+    prefix="/api/projects/{project}/secrets", tags=["secrets"], dependencies=[Depends(authorize(Role.ADMIN))]
+)
 
 NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
 SecretName = Path(..., pattern=NAME.pattern, description="Upper-case letters, digits and '_', e.g. GIT_TOKEN")

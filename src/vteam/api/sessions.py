@@ -9,8 +9,9 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import Field
 
 from vteam.agents import registry
-from vteam.api.deps import Caller, CallerOrRunner, PlatformDep, authorize
+from vteam.api.deps import CallerOrRunner, Editor, PlatformDep, authorize
 from vteam.api.schemas import SessionCreate, generate_name, parse_session_body
+from vteam.auth import Role
 from vteam.controller import set_phase
 from vteam.errors import InvalidTransition
 from vteam.resources import (
@@ -60,7 +61,7 @@ async def list_sessions(
 async def create_session(
     project: str,
     platform: PlatformDep,
-    caller: Caller,
+    caller: Editor,
     body: dict[str, Any] = Body(
         ...,
         openapi_examples={
@@ -89,14 +90,14 @@ async def get_session(project: str, name: str, platform: PlatformDep, _caller: C
     return (await platform.store.get(AgenticSession, name, project)).wire()
 
 
-@router.delete("/{name}", status_code=204, dependencies=[Depends(authorize())])
+@router.delete("/{name}", status_code=204, dependencies=[Depends(authorize(Role.EDIT))])
 async def delete_session(project: str, name: str, platform: PlatformDep) -> Response:
     """Delete the session; its runner is killed and its workspace and events removed."""
     await platform.store.delete(AgenticSession, name, project)
     return Response(status_code=204)
 
 
-@router.post("/{name}/stop", status_code=202, dependencies=[Depends(authorize())])
+@router.post("/{name}/stop", status_code=202, dependencies=[Depends(authorize(Role.EDIT))])
 async def stop_session(project: str, name: str, platform: PlatformDep) -> dict[str, Any]:
     session = await platform.store.get(AgenticSession, name, project)
     if session.phase in (Phase.STOPPING, Phase.STOPPED):
@@ -121,7 +122,7 @@ PARENT_LABEL = "vteam.ambient-code/parent"
 
 @router.post("/{name}/continue", status_code=201)
 async def continue_session(
-    project: str, name: str, body: ContinueIn, platform: PlatformDep, caller: Caller
+    project: str, name: str, body: ContinueIn, platform: PlatformDep, caller: Editor
 ) -> dict[str, Any]:
     """A child session on the same repos, continuing from each work branch the parent pushed, and
     resuming the framework's conversation where the framework can."""

@@ -15,9 +15,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
 from vteam.api.conversation import MessageIn, send_control
-from vteam.api.deps import PlatformDep, authorize, check_access, get_platform
+from vteam.api.deps import PlatformDep, authorize, check_access, get_platform, role_in
 from vteam.api.platform import Platform
-from vteam.errors import InvalidInput, NotFound, VteamError
+from vteam.auth import Role
+from vteam.errors import Forbidden, InvalidInput, NotFound, VteamError
 from vteam.events import follow as follow_events
 from vteam.events.agui import USER_MESSAGE
 from vteam.resources import AgenticSession
@@ -69,6 +70,8 @@ async def session_ws(websocket: WebSocket, project: str, name: str, after: int =
     try:
         identity = await check_access(websocket, platform, runner=False)
         session = await platform.store.get(AgenticSession, name, project)
+        role = await role_in(platform, identity, project)
+        can_send = role is not None and role.allows(Role.EDIT)
     except VteamError as exc:
         await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
         return
@@ -84,6 +87,8 @@ async def session_ws(websocket: WebSocket, project: str, name: str, after: int =
         while (message := await websocket.receive())["type"] != "websocket.disconnect":
             try:
                 incoming = MessageIn.model_validate_json(_text(message))
+                if not can_send:
+                    raise Forbidden(f"your role in project {project!r} is {role}; sending messages needs edit")
                 await send_control(
                     platform, project, name, USER_MESSAGE, identity, id=uuid.uuid4().hex, text=incoming.text
                 )

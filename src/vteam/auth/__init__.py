@@ -1,20 +1,34 @@
-"""Identity, authentication, runner tokens and the secrets vault (roles and audit come with multi-tenancy)."""
+"""Identity, authentication, roles, accounts and tokens, runner tokens, the secrets vault and the audit log."""
 
-from vteam.auth.identity import LOCAL_USER, Authenticator, Identity
+from vteam.auth.accounts import Accounts, Binding, Token, User
+from vteam.auth.audit import AuditLog, AuditRecord, Verification
+from vteam.auth.embedded import ADMIN_USER, SESSION_COOKIE, EmbeddedAuthenticator
+from vteam.auth.identity import ANONYMOUS, NOBODY, Authenticator, Identity
 from vteam.auth.keys import load_or_create
-from vteam.auth.local import LocalAuthenticator
+from vteam.auth.roles import Role
 from vteam.auth.runner_tokens import RunnerClaim, RunnerTokens
 from vteam.auth.vault import SecretInfo, SecretUnreadable, Vault
 
 __all__ = [
-    "LOCAL_USER",
+    "ADMIN_USER",
+    "ANONYMOUS",
+    "NOBODY",
+    "SESSION_COOKIE",
+    "Accounts",
+    "AuditLog",
+    "AuditRecord",
     "Authenticator",
+    "Binding",
+    "EmbeddedAuthenticator",
     "Identity",
-    "LocalAuthenticator",
+    "Role",
     "RunnerClaim",
     "RunnerTokens",
     "SecretInfo",
     "SecretUnreadable",
+    "Token",
+    "User",
     "Vault",
+    "Verification",
     "load_or_create",
 ]

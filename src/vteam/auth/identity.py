@@ -1,28 +1,44 @@
-"""Who is calling: the identity seam that the multi-tenancy work fills in."""
+"""Who is calling: a person, a project's access key, or a session's runner."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-LOCAL_USER = "local-admin"
+from vteam.auth.roles import Role
+
+ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True)
 class Identity:
     name: str
-    kind: Literal["user", "runner"] = "user"
+    kind: Literal["user", "key", "runner", "anonymous"] = "user"
     groups: tuple[str, ...] = field(default_factory=tuple)
+    admin: bool = False
+    """A platform admin: every role in every project."""
     project: str | None = None
+    """The one project an access key or a runner token is for."""
+    role: Role | None = None
+    """An access key's role in its project."""
     session: str | None = None
     session_uid: str | None = None
+    token_id: str | None = None
 
     @property
     def is_runner(self) -> bool:
         return self.kind == "runner"
 
+    @property
+    def is_anonymous(self) -> bool:
+        return self.kind == "anonymous"
+
+
+NOBODY = Identity(name=ANONYMOUS, kind="anonymous")
+
 
 class Authenticator(Protocol):
-    """Turn a request's credentials into an Identity; raise Unauthorized when they are bad."""
+    """Turn a request's credentials into an Identity: NOBODY when it brings none, Unauthorized when they are bad."""
 
-    def authenticate(self, authorization: str | None) -> Identity: ...
+    async def authenticate(self, headers: Mapping[str, str], session_cookie: str | None) -> Identity: ...

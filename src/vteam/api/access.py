@@ -1,0 +1,137 @@
+"""Who may do what in a project: the caller's role, role bindings, and access keys for automation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import Field
+
+from vteam.api.deps import PlatformDep, ProjectAdmin, authorize, role_in
+from vteam.auth import Identity, Role
+from vteam.errors import Conflict, Forbidden, NotFound
+from vteam.resources import CamelModel, Project
+
+router = APIRouter(prefix="/api/projects/{project}", tags=["access"])
+
+
+class BindingIn(CamelModel):
+    subject_type: Literal["user", "group"]
+    subject_name: str = Field(min_length=1, max_length=200)
+    role: Role
+
+
+class KeyIn(CamelModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = Role.VIEW
+    expires_in_days: int | None = Field(90, ge=1, le=365, description="None: the key never expires.")
+
+
+async def _audit(
+    request: Request, platform: Any, caller: Identity, project: str, action: str, target: str, **extra: Any
+) -> None:
+    await platform.audit.record(
+        actor=caller.name,
+        project=project,
+        action=action,
+        target=target,
+        request_id=getattr(request.state, "request_id", None),
+        **extra,
+    )
+
+
+@router.get("/access")
+async def access(project: str, platform: PlatformDep, caller: Identity = Depends(authorize())) -> dict[str, Any]:
+    """The caller's role in the project."""
+    role = await role_in(platform, caller, project)
+    return {"project": project, "user": caller.name, "role": role.value if role else None}
+
+
+@router.get("/permissions", dependencies=[Depends(authorize())])
+async def list_permissions(project: str, platform: PlatformDep) -> dict[str, Any]:
+    await platform.store.get(Project, project)
+    return {"items": [b.wire() for b in await platform.accounts.bindings(project)]}
+
+
+@router.post("/permissions", status_code=201)
+async def bind(
+    project: str, body: BindingIn, request: Request, platform: PlatformDep, caller: ProjectAdmin
+) -> dict[str, Any]:
+    """Give a user or group a role in the project (replacing the one they had)."""
+    await platform.store.get(Project, project)
+    await _keep_an_admin(platform, project, body.subject_type, body.subject_name, body.role)
+    binding = await platform.accounts.bind(
+        project, body.subject_type, body.subject_name, body.role, created_by=caller.name
+    )
+    target = f"{body.subject_type}/{body.subject_name}"
+    await _audit(request, platform, caller, project, "role.bind", target, details={"role": body.role.value})
+    return binding.wire()
+
+
+@router.delete("/permissions/{subject_type}/{subject_name}", status_code=204)
+async def unbind(
+    project: str,
+    subject_type: Literal["user", "group"],
+    subject_name: str,
+    request: Request,
+    platform: PlatformDep,
+    caller: ProjectAdmin,
+) -> Response:
+    await platform.store.get(Project, project)
+    await _keep_an_admin(platform, project, subject_type, subject_name, None)
+    await platform.accounts.unbind(project, subject_type, subject_name)
+    await _audit(request, platform, caller, project, "role.unbind", f"{subject_type}/{subject_name}")
+    return Response(status_code=204)
+
+
+async def _keep_an_admin(platform: Any, project: str, subject_type: str, subject_name: str, role: Role | None) -> None:
+    """A project always keeps at least one admin binding, so that someone can still manage it."""
+    if role == Role.ADMIN:
+        return
+    admins = [b for b in await platform.accounts.bindings(project) if b.role == Role.ADMIN]
+    if admins and all((b.subject_type, b.subject_name) == (subject_type, subject_name) for b in admins):
+        raise Conflict(f"{subject_type} {subject_name!r} is the project's last admin; make someone else admin first")
+
+
+@router.get("/keys", dependencies=[Depends(authorize(Role.ADMIN))])
+async def list_keys(project: str, platform: PlatformDep) -> dict[str, Any]:
+    """The project's access keys: name, role, created, expires, last used (never their secrets)."""
+    await platform.store.get(Project, project)
+    return {"items": [k.wire() for k in await platform.accounts.list_tokens(project=project, kind="key")]}
+
+
+@router.post("/keys", status_code=201)
+async def create_key(
+    project: str, body: KeyIn, request: Request, platform: PlatformDep, caller: ProjectAdmin
+) -> dict[str, Any]:
+    """A new access key; its secret is in this answer only. A key's role is at most its creator's."""
+    await platform.store.get(Project, project)
+    mine = await role_in(platform, caller, project)
+    if mine is None or not mine.allows(body.role):
+        raise Forbidden(f"a key's role may not exceed yours ({mine.value if mine else 'none'})")
+    record, secret = await platform.accounts.issue(
+        "key",
+        name=body.name,
+        created_by=caller.name,
+        project=project,
+        role=body.role,
+        ttl=timedelta(days=body.expires_in_days) if body.expires_in_days else None,
+    )
+    await _audit(request, platform, caller, project, "key.issue", f"key/{record.id}", details={"role": body.role.value})
+    return {**record.wire(), "token": secret}
+
+
+@router.delete("/keys/{key_id}", status_code=204)
+async def revoke_key(
+    key_id: str, project: str, request: Request, platform: PlatformDep, caller: ProjectAdmin
+) -> Response:
+    try:
+        key = await platform.accounts.get_token(key_id)
+    except NotFound:
+        key = None
+    if key is None or key.kind != "key" or key.project != project:
+        raise NotFound(f"project {project!r} has no access key {key_id!r}")
+    await platform.accounts.revoke(key_id)
+    await _audit(request, platform, caller, project, "key.revoke", f"key/{key_id}")
+    return Response(status_code=204)
