@@ -46,6 +46,7 @@ async def check_access(
     runner: bool = False,
     admin: bool = False,
     public: bool = False,
+    only_runner: bool = False,
 ) -> Identity:
     """Authenticate, then allow:
 
@@ -60,7 +61,9 @@ async def check_access(
             return identity
         raise Unauthorized("sign in: send 'Authorization: Bearer <token>' (see `vteam login`)")
     if identity.is_runner:
-        return await _runner(conn, platform, identity, allowed=runner)
+        return await _runner(conn, platform, identity, allowed=runner or only_runner)
+    if only_runner:
+        raise Forbidden("only the session's own runner may call this")
     if admin and not identity.admin:
         raise Forbidden("only platform admins may do this")
     project = conn.path_params.get("project")
@@ -91,22 +94,31 @@ async def _runner(conn: HTTPConnection, platform: Platform, identity: Identity, 
 
 
 def authorize(
-    role: Role | None = Role.VIEW, *, runner: bool = False, admin: bool = False, public: bool = False
+    role: Role | None = Role.VIEW,
+    *,
+    runner: bool = False,
+    admin: bool = False,
+    public: bool = False,
+    only_runner: bool = False,
 ) -> Callable[[Request, Platform], Awaitable[Identity]]:
     """The authorization dependency: `role` in the path's project; `runner=True` also admits the session's
-    own runner token; `admin=True` only platform admins; `public=True` anyone, signed in or not."""
+    own runner token; `only_runner=True` admits nothing else; `admin=True` only platform admins;
+    `public=True` anyone, signed in or not."""
 
     async def dependency(request: Request, platform: PlatformDep) -> Identity:
-        identity = await check_access(request, platform, role=role, runner=runner, admin=admin, public=public)
+        identity = await check_access(
+            request, platform, role=role, runner=runner, admin=admin, public=public, only_runner=only_runner
+        )
         request.state.identity = identity
         return identity
 
-    dependency.__name__ = "authorize_runner" if runner else "authorize"
+    dependency.__name__ = "authorize_runner" if runner or only_runner else "authorize"
     return dependency
 
 
 Caller = Annotated[Identity, Depends(authorize())]
 CallerOrRunner = Annotated[Identity, Depends(authorize(runner=True))]
+Runner = Annotated[Identity, Depends(authorize(None, only_runner=True))]
 Editor = Annotated[Identity, Depends(authorize(Role.EDIT))]
 ProjectAdmin = Annotated[Identity, Depends(authorize(Role.ADMIN))]
 SignedIn = Annotated[Identity, Depends(authorize(None))]

@@ -11,11 +11,11 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from vteam.api.deps import CallerOrRunner, PlatformDep, check_access, get_platform
+from vteam.api.deps import PlatformDep, Runner, check_access, get_platform
 from vteam.api.platform import Platform
 from vteam.api.schemas import PushTargetsIn, RunnerReport
 from vteam.controller import set_phase, update_status
-from vteam.errors import Forbidden, NotFound, VteamError
+from vteam.errors import NotFound, VteamError
 from vteam.events import Joiner, PartialError
 from vteam.events import follow as follow_events
 from vteam.events.agui import CONTROLS, custom, dump
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}/runne
 
 @router.post("/status")
 async def runner_status(
-    project: str, name: str, report: RunnerReport, platform: PlatformDep, _caller: CallerOrRunner
+    project: str, name: str, report: RunnerReport, platform: PlatformDep, _caller: Runner
 ) -> dict[str, Any]:
     fields = report.model_dump(exclude={"phase", "final"}, exclude_none=True)
     if report.phase == "Running":
@@ -77,11 +77,9 @@ async def _change_set(platform: Platform, session: AgenticSession, report: Runne
 
 @router.post("/push-targets")
 async def push_targets(
-    project: str, name: str, body: PushTargetsIn, platform: PlatformDep, caller: CallerOrRunner
+    project: str, name: str, body: PushTargetsIn, platform: PlatformDep, _caller: Runner
 ) -> dict[str, Any]:
     """For the session's own runner only: where each changed repo's branch goes, and the token to push it with."""
-    if not caller.is_runner:
-        raise Forbidden("only the session's runner may ask for push credentials")
     session = await platform.store.get(AgenticSession, name, project)
     for item in body.repos:
         if item.index >= len(session.spec.repos):
@@ -98,7 +96,7 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
     """
     platform = get_platform(websocket)
     try:
-        await check_access(websocket, platform, runner=True)
+        await check_access(websocket, platform, only_runner=True)
         session = await platform.store.get(AgenticSession, name, project)
     except VteamError as exc:
         await websocket.close(code=1008, reason=exc.detail[:120])
