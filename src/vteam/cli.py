@@ -647,5 +647,162 @@ def token_revoke(token_id: str, server: ServerOpt = DEFAULT_SERVER) -> None:
     typer.echo(f"token {token_id} revoked")
 
 
+key_app = typer.Typer(help="A project's access keys, for automation.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+
+
+@project_app.command("members")
+def project_members(name: str, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Who holds which role in a project."""
+    result = call(server, lambda c: c.request("GET", f"/api/projects/{name}/permissions"))
+    if as_json:
+        return emit_json(result["items"])
+    table([[b["subjectType"], b["subjectName"], b["role"]] for b in result["items"]], ["TYPE", "NAME", "ROLE"])
+
+
+@project_app.command("grant")
+def project_grant(
+    name: str,
+    subject: Annotated[str, typer.Argument(help="user:NAME or group:NAME")],
+    role: Annotated[str, typer.Argument(help="view, edit or admin")],
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Give a user or group a role in a project."""
+    kind, sep, who = subject.partition(":")
+    if not sep or kind not in ("user", "group") or not who:
+        fail(f"subject {subject!r} must be user:NAME or group:NAME")
+    body = {"subjectType": kind, "subjectName": who, "role": role}
+    call(server, lambda c: c.request("POST", f"/api/projects/{name}/permissions", json=body))
+    typer.echo(f"{subject} is {role} in {name}")
+
+
+@project_app.command("revoke")
+def project_revoke(
+    name: str,
+    subject: Annotated[str, typer.Argument(help="user:NAME or group:NAME")],
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Take a user's or group's role in a project away."""
+    kind, sep, who = subject.partition(":")
+    if not sep or kind not in ("user", "group") or not who:
+        fail(f"subject {subject!r} must be user:NAME or group:NAME")
+    call(server, lambda c: c.request("DELETE", f"/api/projects/{name}/permissions/{kind}/{who}"))
+    typer.echo(f"{subject} no longer has a role in {name}")
+
+
+@key_app.command("create")
+def key_create(
+    name: str,
+    project: ProjectOpt,
+    role: Annotated[str, typer.Option("--role", help="view, edit or admin (at most yours).")] = "view",
+    days: Annotated[int | None, typer.Option("--days", help="Days until it expires; omit for 90.")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an access key; its secret is printed once, here."""
+    body: dict[str, Any] = {"name": name, "role": role, **({"expiresInDays": days} if days else {})}
+    created = call(server, lambda c: c.request("POST", f"/api/projects/{project}/keys", json=body))
+    if as_json:
+        return emit_json(created)
+    typer.echo(created["token"])
+    typer.echo(f"key {created['id']} ({role}) expires {created['expires'] or 'never'}; shown only now", err=True)
+
+
+@key_app.command("list")
+def key_list(project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """A project's access keys (never their secrets)."""
+    result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/keys"))
+    if as_json:
+        return emit_json(result["items"])
+    rows = [
+        [k["id"], k["name"], k["role"], k["created"], k["expires"] or "never", k["lastUsed"] or "-", k["revoked"] or ""]
+        for k in result["items"]
+    ]
+    table(rows, ["ID", "NAME", "ROLE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"])
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Revoke an access key."""
+    call(server, lambda c: c.request("DELETE", f"/api/projects/{project}/keys/{key_id}"))
+    typer.echo(f"key {key_id} revoked")
+
+
+audit_app = typer.Typer(
+    help="Read and verify the audit log (platform admins; a project's admins with --project).", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+AuditProjectOpt = Annotated[str | None, typer.Option("--project", "-p", help="Only this project's records.")]
+ActorOpt = Annotated[str | None, typer.Option("--actor", help="Only records by this user or key.")]
+ActionOpt = Annotated[str | None, typer.Option("--action", help="An action or its prefix, e.g. token.")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="ISO 8601 time, inclusive.")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="ISO 8601 time, exclusive.")]
+
+
+def _audit_query(**filters: str | int | None) -> dict[str, str | int]:
+    return {k: v for k, v in filters.items() if v is not None}
+
+
+@audit_app.command("list")
+def audit_list(
+    project: AuditProjectOpt = None,
+    actor: ActorOpt = None,
+    action: ActionOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    after: Annotated[int, typer.Option("--after", help="Records after this seq (a previous page's next).")] = 0,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many records (up to 1000).")] = 100,
+    server: ServerOpt = DEFAULT_SERVER,
+    as_json: JsonOpt = False,
+) -> None:
+    """List audit records, oldest first."""
+    params = _audit_query(
+        project=project, actor=actor, action=action, since=since, until=until, after=after, limit=limit
+    )
+    result = call(server, lambda c: c.request("GET", "/api/audit", params=params))
+    if as_json:
+        return emit_json(result)
+    rows = [
+        [str(r["seq"]), r["ts"], r["actor"], r["project"] or "-", r["action"], r["target"], r["outcome"]]
+        for r in result["items"]
+    ]
+    table(rows, ["SEQ", "TIME", "ACTOR", "PROJECT", "ACTION", "TARGET", "OUTCOME"])
+    if result["next"] is not None:
+        typer.echo(f"more records: add --after {result['next']}", err=True)
+
+
+@audit_app.command("export")
+def audit_export(
+    project: AuditProjectOpt = None,
+    actor: ActorOpt = None,
+    action: ActionOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Print every matching record as JSON Lines (one record a line), e.g. `vteam audit export > audit.jsonl`."""
+    params = _audit_query(project=project, actor=actor, action=action, since=since, until=until, limit=1000)
+
+    async def pages(client: Client) -> None:
+        after: int | None = 0
+        while after is not None:
+            page = await client.request("GET", "/api/audit", params={**params, "after": after})
+            for record in page["items"]:
+                typer.echo(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+            after = page["next"]
+
+    call(server, pages)
+
+
+@audit_app.command("verify")
+def audit_verify(server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Check the audit log's hash chain: exits 1 naming the first record that was changed or removed."""
+    result = call(server, lambda c: c.request("GET", "/api/audit/verify"))
+    if not result["ok"]:
+        where = f"audit record {result['seq']}" if result["seq"] is not None else "audit log"
+        fail(f"{where}: {result['problem']}")
+    typer.echo(f"audit log verified: {result['checked']} records")
+
+
 def main() -> None:
     app()

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every knob of `vteam up`; tests build their own instance instead of touching the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="VTEAM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VTEAM_", extra="ignore", env_ignore_empty=True)
 
     home: Path = Field(Path(".vteam"), description="Folder for the database, workspaces and keys.")
     host: str = Field("127.0.0.1", description="Address `vteam up` listens on.")
@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     )
     runner_prefork: bool = Field(
         True, description="Fork runners from a warm process (fast start); false starts each as a new process."
+    )
+    runner_user: str | None = Field(
+        None,
+        description="OS user runners (and all they start) run as; needs `vteam up` as root. Unset: the platform's.",
     )
     idle_timeout_seconds: float = Field(
         1800,

@@ -67,8 +67,8 @@ def check_secrets(framework: str, available: set[str]) -> None:
     missing = [name for name in info.secrets if name not in available]
     if missing:
         raise InvalidInput(
-            f"framework {framework!r} needs the secret {', '.join(missing)}; set it in the environment of "
-            "vteam up (project secrets come with multi-tenancy)",
+            f"framework {framework!r} needs the secret {', '.join(missing)}; set it as a project secret "
+            f"(vteam secret set {missing[0]} --project P) or in the environment of vteam up",
             errors=[{"loc": ["framework"], "msg": f"missing secret {name}"} for name in missing],
         )
 

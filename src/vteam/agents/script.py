@@ -33,6 +33,8 @@ class ScriptAdapter:
     async def run_turn(self, ctx: TurnContext, emit: Emit) -> AgentResult:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
         env.update(ctx.environment)
+        # The project's secrets (API keys it gives its agent) reach the script, and only the script.
+        env.update(ctx.secrets)
         env["HOME"] = str(ctx.home)
         proc = await asyncio.create_subprocess_exec(
             "bash",

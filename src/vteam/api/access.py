@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
-from vteam.api.deps import PlatformDep, ProjectAdmin, authorize, role_in
+from vteam.api.deps import Editor, PlatformDep, ProjectAdmin, authorize, role_in
 from vteam.auth import Identity, Role
 from vteam.errors import Conflict, Forbidden, NotFound
 from vteam.resources import CamelModel, Project
@@ -94,7 +94,7 @@ async def _keep_an_admin(platform: Any, project: str, subject_type: str, subject
         raise Conflict(f"{subject_type} {subject_name!r} is the project's last admin; make someone else admin first")
 
 
-@router.get("/keys", dependencies=[Depends(authorize(Role.ADMIN))])
+@router.get("/keys", dependencies=[Depends(authorize(Role.EDIT))])
 async def list_keys(project: str, platform: PlatformDep) -> dict[str, Any]:
     """The project's access keys: name, role, created, expires, last used (never their secrets)."""
     await platform.store.get(Project, project)
@@ -103,9 +103,12 @@ async def list_keys(project: str, platform: PlatformDep) -> dict[str, Any]:
 
 @router.post("/keys", status_code=201)
 async def create_key(
-    project: str, body: KeyIn, request: Request, platform: PlatformDep, caller: ProjectAdmin
+    project: str, body: KeyIn, request: Request, platform: PlatformDep, caller: Editor
 ) -> dict[str, Any]:
-    """A new access key; its secret is in this answer only. A key's role is at most its creator's."""
+    """A new access key; its secret is in this answer only. A key's role is at most its creator's, and only
+    people make keys: a leaked key must not be able to mint successors that outlive its revocation."""
+    if caller.kind != "user":
+        raise Forbidden("only people create access keys")
     await platform.store.get(Project, project)
     mine = await role_in(platform, caller, project)
     if mine is None or not mine.allows(body.role):
@@ -123,15 +126,17 @@ async def create_key(
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-async def revoke_key(
-    key_id: str, project: str, request: Request, platform: PlatformDep, caller: ProjectAdmin
-) -> Response:
+async def revoke_key(key_id: str, project: str, request: Request, platform: PlatformDep, caller: Editor) -> Response:
+    """Project admins revoke any of the project's keys; editors the ones they made."""
     try:
         key = await platform.accounts.get_token(key_id)
     except NotFound:
         key = None
     if key is None or key.kind != "key" or key.project != project:
         raise NotFound(f"project {project!r} has no access key {key_id!r}")
+    mine = await role_in(platform, caller, project)
+    if key.created_by != caller.name and not (mine and mine.allows(Role.ADMIN)):
+        raise Forbidden("only project admins may revoke keys others made")
     await platform.accounts.revoke(key_id)
     await _audit(request, platform, caller, project, "key.revoke", f"key/{key_id}")
     return Response(status_code=204)

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import Field
 
-from vteam.api.deps import PlatformAdmin, PlatformDep, SignedIn, authorize
+from vteam.api.deps import Person, PlatformAdmin, PlatformDep, SignedIn, authorize
 from vteam.auth import SESSION_COOKIE, Identity
 from vteam.auth.embedded import ADMIN_TOKEN_ID
-from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from vteam.errors import InvalidInput, NotFound, Unauthorized
 from vteam.resources import CamelModel
 from vteam.resources.validation import check_name
 
@@ -158,16 +158,14 @@ async def new_login_link(user: str, request: Request, platform: PlatformDep, cal
 
 
 @router.get("/api/tokens")
-async def list_tokens(platform: PlatformDep, caller: SignedIn) -> dict[str, Any]:
+async def list_tokens(platform: PlatformDep, caller: Person) -> dict[str, Any]:
     """The caller's own API tokens (never their secrets)."""
-    _people_only(caller)
     return {"items": [t.wire() for t in await platform.accounts.list_tokens(user=caller.name, kind="api")]}
 
 
 @router.post("/api/tokens", status_code=201)
-async def create_token(body: TokenIn, request: Request, platform: PlatformDep, caller: SignedIn) -> dict[str, Any]:
+async def create_token(body: TokenIn, request: Request, platform: PlatformDep, caller: Person) -> dict[str, Any]:
     """A new API token for the caller; its secret is in this answer only."""
-    _people_only(caller)
     record, secret = await platform.accounts.issue(
         "api",
         name=body.name,
@@ -180,9 +178,8 @@ async def create_token(body: TokenIn, request: Request, platform: PlatformDep, c
 
 
 @router.delete("/api/tokens/{token_id}", status_code=204)
-async def revoke_token(token_id: str, request: Request, platform: PlatformDep, caller: SignedIn) -> Response:
+async def revoke_token(token_id: str, request: Request, platform: PlatformDep, caller: Person) -> Response:
     """Revoke one of the caller's tokens (platform admins: anyone's)."""
-    _people_only(caller)
     try:
         token = await platform.accounts.get_token(token_id)
     except NotFound:
@@ -192,8 +189,3 @@ async def revoke_token(token_id: str, request: Request, platform: PlatformDep, c
     await platform.accounts.revoke(token_id)
     await _audit(request, platform, caller.name, "token.revoke", f"token/{token_id}")
     return Response(status_code=204)
-
-
-def _people_only(caller: Identity) -> None:
-    if caller.kind != "user":
-        raise Forbidden("only people have personal tokens; access keys are managed in their project")

@@ -11,9 +11,11 @@ from vteam import __version__
 from vteam.api import (
     access,
     accounts,
+    audit,
     conversation,
     forge_accounts,
     health,
+    middleware,
     problems,
     projects,
     pull_requests,
@@ -41,6 +43,7 @@ ROUTERS = (
     secrets.router,
     accounts.router,
     access.router,
+    audit.router,
 )
 
 
@@ -73,6 +76,7 @@ def create_app(settings: Settings, *, server_url: str | None = None, platform: P
         redoc_url=None,
     )
     problems.install(app)
+    middleware.install(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field
 
+from vteam.api.audit import record
 from vteam.api.deps import Editor, PlatformDep
 from vteam.api.platform import Platform
 from vteam.auth import Identity
@@ -52,12 +53,16 @@ async def post_message(
 
 
 @router.post("/interrupt", status_code=202)
-async def interrupt(project: str, name: str, platform: PlatformDep, caller: Editor) -> dict[str, Any]:
+async def interrupt(project: str, name: str, request: Request, platform: PlatformDep, caller: Editor) -> dict[str, Any]:
     """Stop the agent's current turn; the session stays, waiting for input."""
-    return await send_control(platform, project, name, INTERRUPT, caller)
+    sent = await send_control(platform, project, name, INTERRUPT, caller)
+    await record(request, platform, caller, "session.interrupt", f"session/{name}", project=project)
+    return sent
 
 
 @router.post("/end", status_code=202)
-async def end(project: str, name: str, platform: PlatformDep, caller: Editor) -> dict[str, Any]:
+async def end(project: str, name: str, request: Request, platform: PlatformDep, caller: Editor) -> dict[str, Any]:
     """Finish the conversation: the current turn is stopped, the work committed and pushed."""
-    return await send_control(platform, project, name, END, caller)
+    sent = await send_control(platform, project, name, END, caller)
+    await record(request, platform, caller, "session.end", f"session/{name}", project=project)
+    return sent

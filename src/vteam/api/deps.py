@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from vteam.api.platform import Platform
-from vteam.auth import SESSION_COOKIE, Identity, Role
+from vteam.auth import NOBODY, SESSION_COOKIE, Identity, Role
 from vteam.errors import Forbidden, NotFound, Unauthorized
 from vteam.resources import AgenticSession
 
@@ -55,10 +55,14 @@ async def check_access(
     - everyone else by their role in the path's project, where a caller with no role at all gets
       404, so that projects' existence does not leak, and one with too low a role gets 403.
     """
+    if public:
+        # Open routes answer everyone alike, whatever credentials (good, stale or a runner's) come along.
+        try:
+            return await platform.authenticator.authenticate(conn.headers, conn.cookies.get(SESSION_COOKIE))
+        except Unauthorized:
+            return NOBODY
     identity = await platform.authenticator.authenticate(conn.headers, conn.cookies.get(SESSION_COOKIE))
     if identity.is_anonymous:
-        if public:
-            return identity
         raise Unauthorized("sign in: send 'Authorization: Bearer <token>' (see `vteam login`)")
     if identity.is_runner:
         return await _runner(conn, platform, identity, allowed=runner or only_runner)
@@ -67,7 +71,7 @@ async def check_access(
     if admin and not identity.admin:
         raise Forbidden("only platform admins may do this")
     project = conn.path_params.get("project")
-    if project is None or role is None or public:
+    if project is None or role is None:
         return identity
     have = await role_in(platform, identity, str(project))
     if have is None:
@@ -116,7 +120,15 @@ def authorize(
     return dependency
 
 
+async def _person(identity: Annotated[Identity, Depends(authorize(None))]) -> Identity:
+    if identity.kind != "user":
+        raise Forbidden("only people have personal tokens and forge accounts; access keys belong to a project")
+    return identity
+
+
 Caller = Annotated[Identity, Depends(authorize())]
+Person = Annotated[Identity, Depends(_person)]
+"""A signed-in person (not an access key), for what belongs to a person: tokens, forge accounts."""
 CallerOrRunner = Annotated[Identity, Depends(authorize(runner=True))]
 Runner = Annotated[Identity, Depends(authorize(None, only_runner=True))]
 Editor = Annotated[Identity, Depends(authorize(Role.EDIT))]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import Field
 
-from vteam.api.deps import Caller, PlatformDep
+from vteam.api.audit import record
+from vteam.api.deps import Person, PlatformDep
 from vteam.errors import InvalidInput, NotFound
 from vteam.forges import Credential, Link, token_name, user_scope
 from vteam.resources import CamelModel
@@ -23,7 +24,7 @@ class TokenIn(CamelModel):
 
 
 @router.get("")
-async def list_accounts(platform: PlatformDep, caller: Caller) -> dict[str, Any]:
+async def list_accounts(platform: PlatformDep, caller: Person) -> dict[str, Any]:
     """What the caller has linked, never the tokens themselves."""
     stored = {s.name: s.updated for s in await platform.vault.list(user_scope(caller.name), "token:")}
     link = await platform.forges.link(caller.name)
@@ -46,22 +47,26 @@ async def list_accounts(platform: PlatformDep, caller: Caller) -> dict[str, Any]
 
 
 @router.put("/{forge}/token")
-async def put_token(forge: ForgeName, body: TokenIn, platform: PlatformDep, caller: Caller) -> dict[str, Any]:
+async def put_token(
+    forge: ForgeName, body: TokenIn, request: Request, platform: PlatformDep, caller: Person
+) -> dict[str, Any]:
     """Store the caller's personal access token after checking it with the forge; the token never comes back."""
     client = platform.forges.github if forge == "github" else platform.forges.gitlab
     login = await client.login(Credential(body.token, "pat"))
     info = await platform.vault.put(user_scope(caller.name), token_name(forge), body.token)
+    await record(request, platform, caller, "forge_token.write", f"forge_token/{forge}", details={"login": login})
     return {"forge": forge, "login": login, "updated": info.updated}
 
 
 @router.delete("/{forge}/token", status_code=204)
-async def delete_token(forge: ForgeName, platform: PlatformDep, caller: Caller) -> Response:
+async def delete_token(forge: ForgeName, request: Request, platform: PlatformDep, caller: Person) -> Response:
     await platform.vault.delete(user_scope(caller.name), token_name(forge))
+    await record(request, platform, caller, "forge_token.delete", f"forge_token/{forge}")
     return Response(status_code=204)
 
 
 @router.get("/github/install", status_code=303)
-async def install(platform: PlatformDep, caller: Caller) -> RedirectResponse:
+async def install(platform: PlatformDep, caller: Person) -> RedirectResponse:
     """Send the caller to GitHub to install the App (or pick an installation); GitHub sends them back."""
     app = platform.forges.app
     if app is None:
@@ -71,8 +76,9 @@ async def install(platform: PlatformDep, caller: Caller) -> RedirectResponse:
 
 @router.get("/github/callback")
 async def callback(
+    request: Request,
     platform: PlatformDep,
-    caller: Caller,
+    caller: Person,
     installation_id: int = Query(..., ge=1),
     state: str = Query(..., min_length=1, max_length=1000),
     code: str = Query(..., min_length=1, max_length=1000),
@@ -85,12 +91,18 @@ async def callback(
     app.check_state(state, caller.name)
     login = await app.verify_installation(code, installation_id)
     await platform.forges.save_link(caller.name, Link(installation_id, login))
+    details = {"installation": installation_id, "login": login}
+    await record(
+        request, platform, caller, "forge_link.create", f"forge_link/github/{installation_id}", details=details
+    )
     return {"installation": {"id": installation_id, "login": login}, "setupAction": setup_action}
 
 
 @router.delete("/github/installation", status_code=204)
-async def unlink(platform: PlatformDep, caller: Caller) -> Response:
-    if await platform.forges.link(caller.name) is None:
+async def unlink(request: Request, platform: PlatformDep, caller: Person) -> Response:
+    link = await platform.forges.link(caller.name)
+    if link is None:
         raise NotFound("no GitHub App installation is linked")
     await platform.vault.delete(user_scope(caller.name), "github-installation")
+    await record(request, platform, caller, "forge_link.delete", f"forge_link/github/{link.installation}")
     return Response(status_code=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 from dataclasses import dataclass, field
@@ -20,11 +21,12 @@ from vteam.auth import (
     load_or_create,
 )
 from vteam.controller import Controller, LocalExecutor
+from vteam.controller.local import check_runner_user, resolve_runner_user
 from vteam.db import Database, open_database
 from vteam.errors import VteamError
 from vteam.events import EventLog, Hub
 from vteam.events.sqlite import SqliteEventLog
-from vteam.forges import Forges
+from vteam.forges import PROJECT_TOKEN, Forges, project_scope
 from vteam.settings import Settings
 from vteam.store import ResourceStore, SqliteStore
 
@@ -51,8 +53,12 @@ class Platform:
 
     @classmethod
     async def open(cls, settings: Settings) -> Platform:
+        runner_user = resolve_runner_user(settings.runner_user)
         settings.home.mkdir(parents=True, exist_ok=True)
-        settings.home.chmod(0o700)
+        if runner_user is not None:
+            await asyncio.to_thread(check_runner_user, runner_user, settings.home)
+        # A runner user must cross the home to reach its workspace; it lists nothing and every file is 0600.
+        settings.home.chmod(0o700 if runner_user is None else 0o711)
         home_lock = _lock_home(settings.home)
         db = await open_database(settings.database_path, synchronous=settings.sqlite_synchronous)
         store = SqliteStore(db)
@@ -96,12 +102,15 @@ class Platform:
                 on_exit=on_exit,
                 command=settings.runner_command,
                 prefork=settings.runner_prefork,
+                user=runner_user,
             ),
             server_url=lambda: platform.server_url,
             runner_env=runner_env,
             agent_environ=dict(os.environ),
             max_running=settings.max_running_sessions,
             resync_seconds=settings.resync_seconds,
+            project_secrets=lambda project: _project_secrets(vault, project),
+            token_minted=lambda project, name: _token_minted(platform, project, name),
         )
         platform = cls(
             settings=settings,
@@ -134,6 +143,22 @@ class Platform:
         await self.db.close()
         if self.home_lock is not None:
             self.home_lock.close()
+
+
+async def _project_secrets(vault: Vault, project: str) -> dict[str, str]:
+    """A project's secrets for its runners; `GIT_TOKEN` stays with the backend, which hands it out per push."""
+    scope = project_scope(project)
+    found: dict[str, str] = {}
+    for info in await vault.list(scope):
+        if info.name != PROJECT_TOKEN and (value := await vault.get(scope, info.name)):
+            found[info.name] = value
+    return found
+
+
+async def _token_minted(platform: Platform, project: str, name: str) -> None:
+    await platform.audit.record(
+        actor="controller", project=project, action="runner_token.mint", target=f"session/{name}"
+    )
 
 
 async def _first_admin(accounts: Accounts, settings: Settings) -> str | None:

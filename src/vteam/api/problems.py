@@ -6,7 +6,7 @@ import logging
 import math
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -23,6 +23,21 @@ def problem(status: int, title: str, detail: str, request: Request, **extra: Any
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": request.url.path}
     body.update({k: v for k, v in extra.items() if v})
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+async def deny(websocket: WebSocket, exc: VteamError) -> None:
+    """Refuse a WebSocket in its handshake with the status and problem details an HTTP route would answer."""
+    body = {
+        "type": "about:blank",
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        "instance": websocket.url.path,
+    }
+    try:
+        await websocket.send_denial_response(JSONResponse(body, status_code=exc.status, media_type=MEDIA_TYPE))
+    except RuntimeError:  # a server without the denial extension: close with the status in the code
+        await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
 
 
 def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from vteam.api import audit
 from vteam.api.deps import PlatformDep, ProjectAdmin, SignedIn, authorize
 from vteam.api.schemas import ProjectCreate
 from vteam.auth import Role
@@ -49,12 +50,15 @@ async def list_projects(
 
 
 @router.post("", status_code=201)
-async def create_project(body: ProjectCreate, platform: PlatformDep, caller: SignedIn) -> dict[str, Any]:
+async def create_project(
+    body: ProjectCreate, request: Request, platform: PlatformDep, caller: SignedIn
+) -> dict[str, Any]:
     """Any signed-in person may create a project, and becomes its admin."""
     if caller.kind != "user":
         raise Forbidden("access keys belong to one project and cannot create projects")
     created = await platform.store.create(body.resource())
     await platform.accounts.bind(created.name, "user", caller.name, Role.ADMIN, created_by=caller.name)
+    await audit.record(request, platform, caller, "project.create", f"project/{created.name}", project=created.name)
     return created.wire()
 
 
@@ -64,10 +68,11 @@ async def get_project(project: str, platform: PlatformDep) -> dict[str, Any]:
 
 
 @router.delete("/{project}", status_code=204)
-async def delete_project(project: str, platform: PlatformDep, _caller: ProjectAdmin) -> Response:
+async def delete_project(project: str, request: Request, platform: PlatformDep, caller: ProjectAdmin) -> Response:
     """Deleting a project deletes its sessions (the controller stops their runners), bindings, keys and secrets."""
     await platform.store.get(Project, project)
     await platform.store.delete(Project, project)
     await platform.accounts.forget_project(project)
     await platform.vault.delete_scope(project_scope(project))
+    await audit.record(request, platform, caller, "project.delete", f"project/{project}", project=project)
     return Response(status_code=204)

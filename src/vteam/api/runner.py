@@ -13,6 +13,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from vteam.api.deps import PlatformDep, Runner, check_access, get_platform
 from vteam.api.platform import Platform
+from vteam.api.problems import deny
 from vteam.api.schemas import PushTargetsIn, RunnerReport
 from vteam.controller import set_phase, update_status
 from vteam.errors import NotFound, VteamError
@@ -99,7 +100,7 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
         await check_access(websocket, platform, only_runner=True)
         session = await platform.store.get(AgenticSession, name, project)
     except VteamError as exc:
-        await websocket.close(code=1008, reason=exc.detail[:120])
+        await deny(websocket, exc)
         return
     uid = session.metadata.uid or ""
     await websocket.accept()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import Field
 
+from vteam.api.audit import record
 from vteam.api.deps import PlatformDep, authorize
-from vteam.auth import Role
+from vteam.auth import Identity, Role
 from vteam.forges import project_scope
 from vteam.resources import CamelModel, Project
 
@@ -32,15 +33,26 @@ async def list_secrets(project: str, platform: PlatformDep) -> dict[str, Any]:
     return {"items": [{"name": s.name, "updated": s.updated} for s in items]}
 
 
+def _caller(request: Request) -> Identity:
+    """Who the router's authorization let in (it runs once, for the whole router)."""
+    identity: Identity = request.state.identity
+    return identity
+
+
 @router.put("/{name}")
-async def put_secret(project: str, body: SecretIn, platform: PlatformDep, name: str = SecretName) -> dict[str, Any]:
+async def put_secret(
+    project: str, body: SecretIn, request: Request, platform: PlatformDep, name: str = SecretName
+) -> dict[str, Any]:
+    """Write a secret; the audit record names it, never its value."""
     await platform.store.get(Project, project)
     info = await platform.vault.put(project_scope(project), name, body.value)
+    await record(request, platform, _caller(request), "secret.write", f"secret/{name}", project=project)
     return {"name": info.name, "updated": info.updated}
 
 
 @router.delete("/{name}", status_code=204)
-async def delete_secret(project: str, platform: PlatformDep, name: str = SecretName) -> Response:
+async def delete_secret(project: str, request: Request, platform: PlatformDep, name: str = SecretName) -> Response:
     await platform.store.get(Project, project)
     await platform.vault.delete(project_scope(project), name)
+    await record(request, platform, _caller(request), "secret.delete", f"secret/{name}", project=project)
     return Response(status_code=204)

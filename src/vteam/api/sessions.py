@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import Field
 
 from vteam.agents import registry
+from vteam.api.audit import record
 from vteam.api.deps import CallerOrRunner, Editor, PlatformDep, authorize
+from vteam.api.platform import Platform
 from vteam.api.schemas import SessionCreate, generate_name, parse_session_body
-from vteam.auth import Role
 from vteam.controller import set_phase
 from vteam.errors import InvalidTransition
+from vteam.forges import project_scope
 from vteam.resources import (
     CREATED_BY,
     AgenticSession,
@@ -57,9 +59,16 @@ async def list_sessions(
     }
 
 
+async def available_secrets(platform: Platform, project: str) -> set[str]:
+    """The secret names a project's runner can get: the server's environment and the project's own secrets."""
+    stored = {s.name for s in await platform.vault.list(project_scope(project))}
+    return {k for k, v in os.environ.items() if v} | stored
+
+
 @router.post("", status_code=201)
 async def create_session(
     project: str,
+    request: Request,
     platform: PlatformDep,
     caller: Editor,
     body: dict[str, Any] = Body(
@@ -81,8 +90,13 @@ async def create_session(
     session = parse_session_body(body, project)
     session.metadata.annotations[CREATED_BY] = caller.name
     registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
-    registry.check_secrets(session.spec.framework, {k for k, v in os.environ.items() if v})
-    return (await platform.store.create(session)).wire()
+    registry.check_secrets(session.spec.framework, await available_secrets(platform, project))
+    created = await platform.store.create(session)
+    details = {"framework": created.spec.framework}
+    await record(
+        request, platform, caller, "session.create", f"session/{created.name}", project=project, details=details
+    )
+    return created.wire()
 
 
 @router.get("/{name}")
@@ -90,15 +104,18 @@ async def get_session(project: str, name: str, platform: PlatformDep, _caller: C
     return (await platform.store.get(AgenticSession, name, project)).wire()
 
 
-@router.delete("/{name}", status_code=204, dependencies=[Depends(authorize(Role.EDIT))])
-async def delete_session(project: str, name: str, platform: PlatformDep) -> Response:
+@router.delete("/{name}", status_code=204)
+async def delete_session(project: str, name: str, request: Request, platform: PlatformDep, caller: Editor) -> Response:
     """Delete the session; its runner is killed and its workspace and events removed."""
     await platform.store.delete(AgenticSession, name, project)
+    await record(request, platform, caller, "session.delete", f"session/{name}", project=project)
     return Response(status_code=204)
 
 
-@router.post("/{name}/stop", status_code=202, dependencies=[Depends(authorize(Role.EDIT))])
-async def stop_session(project: str, name: str, platform: PlatformDep) -> dict[str, Any]:
+@router.post("/{name}/stop", status_code=202)
+async def stop_session(
+    project: str, name: str, request: Request, platform: PlatformDep, caller: Editor
+) -> dict[str, Any]:
     session = await platform.store.get(AgenticSession, name, project)
     if session.phase in (Phase.STOPPING, Phase.STOPPED):
         return session.wire()
@@ -108,6 +125,7 @@ async def stop_session(project: str, name: str, platform: PlatformDep) -> dict[s
         platform.store, platform.events, platform.hub, project, name, Phase.STOPPING, message="stopped on request"
     )
     platform.controller.enqueue(updated.key)
+    await record(request, platform, caller, "session.stop", f"session/{name}", project=project)
     return updated.wire()
 
 
@@ -122,7 +140,7 @@ PARENT_LABEL = "vteam.ambient-code/parent"
 
 @router.post("/{name}/continue", status_code=201)
 async def continue_session(
-    project: str, name: str, body: ContinueIn, platform: PlatformDep, caller: Editor
+    project: str, name: str, body: ContinueIn, request: Request, platform: PlatformDep, caller: Editor
 ) -> dict[str, Any]:
     """A child session on the same repos, continuing from each work branch the parent pushed, and
     resuming the framework's conversation where the framework can."""
@@ -149,7 +167,7 @@ async def continue_session(
         changes |= {"interactive": body.interactive, "mode": "interactive" if body.interactive else "batch"}
     spec = SessionSpec.model_validate(parent.spec.model_copy(update=changes).model_dump())
     registry.check(spec.framework, spec.model, interactive=spec.interactive)
-    registry.check_secrets(spec.framework, {k for k, v in os.environ.items() if v})
+    registry.check_secrets(spec.framework, await available_secrets(platform, project))
     child = AgenticSession(
         metadata=ObjectMeta(
             name=body.name or generate_name(parent.name[:54]),
@@ -159,4 +177,9 @@ async def continue_session(
         ),
         spec=spec,
     )
-    return (await platform.store.create(child)).wire()
+    created = await platform.store.create(child)
+    details = {"framework": created.spec.framework, "parent": parent.name}
+    await record(
+        request, platform, caller, "session.create", f"session/{created.name}", project=project, details=details
+    )
+    return created.wire()

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 from vteam.api.conversation import MessageIn, send_control
 from vteam.api.deps import PlatformDep, authorize, check_access, get_platform, role_in
 from vteam.api.platform import Platform
+from vteam.api.problems import deny
 from vteam.auth import Role
 from vteam.errors import Forbidden, InvalidInput, NotFound, VteamError
 from vteam.events import follow as follow_events
@@ -73,7 +74,7 @@ async def session_ws(websocket: WebSocket, project: str, name: str, after: int =
         role = await role_in(platform, identity, project)
         can_send = role is not None and role.allows(Role.EDIT)
     except VteamError as exc:
-        await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
+        await deny(websocket, exc)
         return
     await websocket.accept()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -14,7 +14,7 @@ from vteam.auth import RunnerTokens
 from vteam.controller.executor import Executor, Key
 from vteam.controller.reconcile import Action, Decision, decide
 from vteam.controller.transitions import set_phase, utcnow
-from vteam.errors import Conflict, Expired, InvalidTransition, NotFound
+from vteam.errors import Conflict, Expired, InvalidTransition, NotFound, VteamError
 from vteam.events import EventLog, Hub
 from vteam.resources import AgenticSession, Phase, status_patch
 from vteam.store import ResourceStore
@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 SECRET_PREFIX = "VTEAM_SECRET_"  # noqa: S105 - a variable-name prefix, not a password
 """A framework's secret for the runner; the executor never puts these in an exec environment."""
 SETTING_PREFIX = "VTEAM_AGENT_ENV_"
+
+ProjectSecrets = Callable[[str], Awaitable[dict[str, str]]]
+"""A project's secrets for its agents, by name (read from the vault when a runner starts)."""
+TokenMinted = Callable[[str, str], Awaitable[None]]
+"""Called with (project, session) each time a runner token is minted, so the audit log records it."""
 
 
 class Controller:
@@ -42,6 +47,8 @@ class Controller:
         agent_environ: dict[str, str],
         max_running: int,
         resync_seconds: float,
+        project_secrets: ProjectSecrets | None = None,
+        token_minted: TokenMinted | None = None,
     ) -> None:
         self._store = store
         self._events = events
@@ -52,6 +59,8 @@ class Controller:
         self._agent_environ = agent_environ
         self._max_running = max_running
         self._resync = resync_seconds
+        self._project_secrets = project_secrets
+        self._token_minted = token_minted
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -220,6 +229,20 @@ class Controller:
             start_time=utcnow(),
             observed_generation=session.metadata.generation,
         )
+        try:
+            secrets, settings = await self._agent_environment(session)
+        except VteamError as exc:
+            # A secret the vault cannot decrypt will not decrypt on a retry either: say so and stop.
+            await set_phase(
+                self._store,
+                self._events,
+                self._hub,
+                project,
+                name,
+                Phase.FAILED,
+                message=f"runner did not start: {exc.detail}",
+            )
+            return
         env = {
             **self._runner_env,
             "VTEAM_SERVER": self._server_url(),
@@ -228,8 +251,8 @@ class Controller:
             "VTEAM_SESSION_UID": uid,
             "VTEAM_RUNNER_TOKEN": self._tokens.mint(project, name, uid),
         }
+        await self._minted(project, name)
         env.update(await self._resume_env(session))
-        secrets, settings = registry.agent_environment(session.spec.framework, self._agent_environ)
         env.update({f"{SECRET_PREFIX}{k}": v for k, v in secrets.items()})
         env.update({f"{SETTING_PREFIX}{k}": v for k, v in settings.items()})
         try:
@@ -246,6 +269,26 @@ class Controller:
             )
             return
         self._later(session.key, session.spec.timeout + 0.05)
+
+    async def _agent_environment(self, session: AgenticSession) -> tuple[dict[str, str], dict[str, str]]:
+        """The agent's secrets and settings: the framework's from the platform, then the project's over them.
+
+        Every project secret goes to the agent (not only the framework's declared ones), so a project can
+        hand its agent keys of its own; the project's value wins over the platform's for the same name.
+        """
+        secrets, settings = registry.agent_environment(session.spec.framework, self._agent_environ)
+        if self._project_secrets is not None:
+            secrets.update(await self._project_secrets(session.key[0]))
+        return secrets, settings
+
+    async def _minted(self, project: str, name: str) -> None:
+        """Tell the audit log a runner token exists; a failing audit write is logged, not fatal to the session."""
+        if self._token_minted is None:
+            return
+        try:
+            await self._token_minted(project, name)
+        except Exception:
+            log.exception("recording the runner token of %s/%s in the audit log failed", project, name)
 
     def _forget_timer(self, key: Key) -> None:
         if (timer := self._timers.pop(key, None)) is not None:

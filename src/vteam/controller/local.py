@@ -3,6 +3,11 @@
 Runners are forked from a warm zygote when possible (see `vteam.runner.zygote`), else started
 as a fresh process. Runners outlive a restart of `vteam up`: each has a pid file, and a new
 server adopts a runner whose pid still names the same process, instead of declaring it lost.
+
+With a runner user (`VTEAM_RUNNER_USER`), `vteam up` runs as root and each runner as that
+unprivileged user, which owns the session's workspace. The platform then treats every file in a
+workspace as written by an adversary: it opens none through a symlink, reads no FIFO or hard link,
+and trusts a pid file only if it wrote it itself.
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import shutil
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_IMODE, S_ISREG, S_IXGRP, S_IXOTH, S_IXUSR
 
 from vteam.controller.executor import NO_RUNNER, Key, OnExit, RunnerState
-from vteam.controller.prefork import Prefork, PreforkError
+from vteam.controller.prefork import Prefork, PreforkError, RunnerUser
+from vteam.errors import VteamError
 from vteam.resources import AgenticSession
 
 log = logging.getLogger(__name__)
@@ -30,6 +39,76 @@ LOGFILE = "runner.log"
 SECRET_ENV = ("VTEAM_RUNNER_TOKEN", "VTEAM_GIT_TOKEN")
 """Handed to a new runner process over a pipe, never in its exec environment (readable in /proc)."""
 PASS_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
+TRAVERSE_ONLY = 0o711
+"""Mode of the folders above a runner user's workspace: it reaches its own by path and lists nothing."""
+
+
+class RunnerUserError(VteamError):
+    """`VTEAM_RUNNER_USER` names a user runners cannot run as; `vteam up` refuses to start."""
+
+
+def resolve_runner_user(name: str | None) -> RunnerUser | None:
+    """The unprivileged user runners run as, or None to run them as the platform's own user."""
+    if not name:
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise RunnerUserError(
+            f"VTEAM_RUNNER_USER={name}: no such user here; create it (useradd --system {name}) or unset the setting"
+        ) from None
+    if os.geteuid() != 0:
+        raise RunnerUserError(
+            f"VTEAM_RUNNER_USER={name} needs vteam up to run as root, and it runs as uid {os.geteuid()}; "
+            "start it as root or unset the setting"
+        )
+    if entry.pw_uid == 0:
+        raise RunnerUserError(f"VTEAM_RUNNER_USER={name} is root; name an unprivileged user")
+    return RunnerUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def check_runner_user(user: RunnerUser, home: Path) -> None:
+    """Fail at start, in one line, where the runner user could not reach its workspace or run Python.
+
+    Every folder above `$VTEAM_HOME` must let the user through; the interpreter and its packages
+    must be readable by it (a runner started as a new process, and lazy imports, load them).
+    """
+    for folder in reversed(home.resolve().parents):
+        info = folder.stat()
+        if info.st_uid == user.uid:
+            allowed = bool(info.st_mode & S_IXUSR)
+        elif info.st_gid == user.gid:
+            allowed = bool(info.st_mode & S_IXGRP)
+        else:
+            allowed = bool(info.st_mode & S_IXOTH)
+        if not allowed:
+            raise RunnerUserError(
+                f"VTEAM_RUNNER_USER={user.name} cannot reach {home}: {folder} (mode {S_IMODE(info.st_mode):o}) "
+                "does not let it through; chmod o+x it or move VTEAM_HOME"
+            )
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import vteam.runner.main"],
+            user=user.uid,
+            group=user.gid,
+            extra_groups=[],
+            cwd="/",
+            env={k: os.environ[k] for k in PASS_ENV if k in os.environ},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        problem, failed = str(exc), True
+    else:
+        lines = probe.stderr.decode(errors="replace").strip().splitlines()
+        problem, failed = (lines[-1] if lines else f"exit status {probe.returncode}"), probe.returncode != 0
+    if failed:
+        raise RunnerUserError(
+            f"VTEAM_RUNNER_USER={user.name} cannot run {sys.executable} with vteam installed ({problem}); "
+            "make the installation readable by that user"
+        )
 
 
 @dataclass
@@ -51,12 +130,20 @@ def workspace_for(root: Path, session: AgenticSession) -> Path:
 
 class LocalExecutor:
     def __init__(
-        self, root: Path, *, grace: float, on_exit: OnExit, command: list[str] | None = None, prefork: bool = True
+        self,
+        root: Path,
+        *,
+        grace: float,
+        on_exit: OnExit,
+        command: list[str] | None = None,
+        prefork: bool = True,
+        user: RunnerUser | None = None,
     ) -> None:
         self._root = root
         self._grace = grace
         self._on_exit = on_exit
         self._command = command or [sys.executable, "-m", "vteam.runner"]
+        self._user = user
         self._runners: dict[Key, _Runner] = {}
         base_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
         self._prefork = Prefork(base_env) if prefork and command is None else None
@@ -73,7 +160,7 @@ class LocalExecutor:
         for pidfile in self._root.glob(f"*/*/{PIDFILE}"):
             if pidfile.parent not in keep:
                 with contextlib.suppress(OSError, ValueError):
-                    info = json.loads(pidfile.read_text())
+                    info = json.loads(_read_file(pidfile, owner=os.geteuid()))
                     if _start_ticks(int(info["pid"])) == info.get("start"):
                         _signal_session(int(info["pid"]), signal.SIGKILL)
         for workspace in self._root.glob("*/*"):
@@ -100,7 +187,7 @@ class LocalExecutor:
 
     async def start(self, session: AgenticSession, env: dict[str, str]) -> None:
         workspace = workspace_for(self._root, session)
-        (workspace / "home").mkdir(parents=True, exist_ok=True)
+        self._make_workspace(workspace)
         for stale in (PIDFILE, EXITFILE):
             (workspace / stale).unlink(missing_ok=True)
         full_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
@@ -108,7 +195,9 @@ class LocalExecutor:
         full_env.update({"HOME": str(workspace / "home"), "VTEAM_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"})
         if self._prefork is not None:
             try:
-                pid = await self._prefork.spawn(env=full_env, cwd=workspace, log_path=workspace / LOGFILE)
+                pid = await self._prefork.spawn(
+                    env=full_env, cwd=workspace, log_path=workspace / LOGFILE, user=self._user
+                )
             except PreforkError as exc:
                 log.warning("%s; starting the runner as a new process", exc)
             else:
@@ -123,8 +212,9 @@ class LocalExecutor:
         os.write(write_end, json.dumps(secrets).encode())
         os.close(write_end)
         full_env["VTEAM_SECRETS_FD"] = str(read_end)
+        user = self._user
         try:
-            with (workspace / LOGFILE).open("ab") as logfile:
+            with os.fdopen(self._open_log(workspace), "ab") as logfile:
                 proc = await asyncio.create_subprocess_exec(
                     *self._command,
                     cwd=workspace,
@@ -134,6 +224,9 @@ class LocalExecutor:
                     stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,
                     pass_fds=(read_end,),
+                    user=user.uid if user else None,
+                    group=user.gid if user else None,
+                    extra_groups=[] if user else None,
                 )
         finally:
             os.close(read_end)
@@ -143,10 +236,34 @@ class LocalExecutor:
         self._runners[session.key] = runner
         log.info("started runner pid %d for %s/%s", proc.pid, *session.key)
 
+    def _make_workspace(self, workspace: Path) -> None:
+        """The workspace and the agent's HOME; with a runner user, owned by it below folders it can only cross."""
+        (workspace / "home").mkdir(parents=True, exist_ok=True)
+        if self._user is None:
+            return
+        for folder in (self._root, workspace.parent):
+            folder.chmod(TRAVERSE_ONLY)
+        for path in (workspace, workspace / "home"):
+            # Never through a link: a workspace reused by a runner user may hold one pointing anywhere.
+            os.chown(path, self._user.uid, self._user.gid, follow_symlinks=False)
+
+    def _open_log(self, workspace: Path) -> int:
+        """The runner's log, opened here (no symlink followed) and handed to the runner user when there is one."""
+        fd = os.open(workspace / LOGFILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+        try:
+            if not S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{workspace / LOGFILE} is not a regular file")
+            if self._user is not None:
+                os.fchown(fd, self._user.uid, self._user.gid)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
     def _adopt(self, session: AgenticSession) -> _Runner | None:
         workspace = workspace_for(self._root, session)
         try:
-            info = json.loads((workspace / PIDFILE).read_text())
+            info = json.loads(_read_file(workspace / PIDFILE, owner=os.geteuid()))
         except (OSError, ValueError):
             return None
         pid = int(info.get("pid", 0))
@@ -175,7 +292,7 @@ class LocalExecutor:
         code: int | None = None
         for _ in range(50):
             with contextlib.suppress(OSError, ValueError):
-                code = int((runner.workspace / EXITFILE).read_text().strip())
+                code = int(_read_file(runner.workspace / EXITFILE).strip())
                 break
             await asyncio.sleep(0.01)
         self._finish(key, runner, code)
@@ -244,14 +361,28 @@ def _reason(code: int | None) -> str:
 
 def _tail(workspace: Path, lines: int = 20, limit: int = 4000) -> str:
     try:
-        with open(workspace / LOGFILE, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            text = handle.read().decode("utf-8", "replace")
+        text = _read_file(workspace / LOGFILE, limit=limit)
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _read_file(path: Path, *, owner: int | None = None, limit: int = 64 * 1024) -> str:
+    """The last `limit` bytes of a file in a workspace, read as if its owner were hostile.
+
+    No symlink is followed, a FIFO or device is refused (it could block or reach anything), and
+    so is a hard link (another name for a file the runner could not read itself). `owner` further
+    requires the file to be the platform's own, for a pid file the platform wrote.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(f"{path} is not a plain file")
+        if owner is not None and info.st_uid != owner:
+            raise OSError(f"{path} was not written by the platform")
+        handle.seek(max(0, info.st_size - limit))
+        return handle.read(limit).decode("utf-8", "replace")
 
 
 async def _wait_for_exit(pid: int) -> None:
@@ -313,6 +444,10 @@ def _alive(pid: int) -> bool:
 
 
 def _write_pidfile(workspace: Path, pid: int) -> None:
+    """Written to a new file (never through a link a runner user left there), then renamed into place."""
     tmp = workspace / (PIDFILE + ".tmp")
-    tmp.write_text(json.dumps({"pid": pid, "start": _start_ticks(pid)}))
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps({"pid": pid, "start": _start_ticks(pid)}))
     tmp.replace(workspace / PIDFILE)

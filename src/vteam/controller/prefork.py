@@ -10,9 +10,19 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerUser:
+    """The unprivileged OS user runners run as (`VTEAM_RUNNER_USER`), resolved once at start."""
+
+    name: str
+    uid: int
+    gid: int
 
 
 class PreforkError(Exception):
@@ -57,10 +67,14 @@ class Prefork:
         async with self._lock:
             await self._ensure()
 
-    async def spawn(self, *, env: dict[str, str], cwd: Path, log_path: Path) -> int:
+    async def spawn(self, *, env: dict[str, str], cwd: Path, log_path: Path, user: RunnerUser | None = None) -> int:
+        """Fork a runner; with `user`, the child drops to that user before it touches the workspace."""
         async with self._lock:
             await self._ensure()
-        request = json.dumps({"env": env, "cwd": str(cwd), "log": str(log_path)}).encode() + b"\n"
+        body: dict[str, object] = {"env": env, "cwd": str(cwd), "log": str(log_path)}
+        if user is not None:
+            body["user"] = [user.uid, user.gid]
+        request = json.dumps(body).encode() + b"\n"
         try:
             reader, writer = await asyncio.open_unix_connection(str(self._socket))
             try:

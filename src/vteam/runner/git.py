@@ -99,6 +99,8 @@ async def remote_access(credentials: Credentials, redactor: Redactor) -> AsyncIt
         askpass.write_text(ASKPASS)
         askpass.chmod(0o700)
         ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
+        # A stalled remote must not hold the session until its timeout: give up after a minute of silence.
+        ssh += ["-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
         ssh += ["-o", f"UserKnownHostsFile={private / 'known_hosts'}"]
         if credentials.ssh_key:
             ssh += ["-i", credentials.ssh_key, "-o", "IdentitiesOnly=yes"]
@@ -109,6 +111,8 @@ async def remote_access(credentials: Credentials, redactor: Redactor) -> AsyncIt
                 "GIT_SSH_COMMAND": shlex.join(ssh),
                 "VTEAM_GIT_USERNAME": credentials.username,
                 "VTEAM_GIT_TOKEN_HOSTS": " ".join(credentials.token_hosts),
+                "GIT_HTTP_LOW_SPEED_LIMIT": "1000",
+                "GIT_HTTP_LOW_SPEED_TIME": "60",
             }
         )
         if credentials.token:

@@ -5,8 +5,10 @@ and imports; a fork of this process starts in milliseconds and shares its memory
 The zygote is single-threaded and runs no event loop, so forking it is safe.
 
 Protocol on its Unix socket, one JSON line each way:
-  → {"env": {...}, "cwd": "/workspace", "log": "/workspace/runner.log"}
+  → {"env": {...}, "cwd": "/workspace", "log": "/workspace/runner.log", "user": [uid, gid]}
   ← {"pid": 1234}
+With "user" (the zygote then runs as root), the child drops to that uid and gid, with no
+supplementary groups, right after the fork and before it opens anything in the workspace.
 The zygote writes each child's exit status to `runner.exit` in its cwd (the runner writes it
 too, but cannot when it dies from a signal or fails early), so the executor learns how every
 runner ended.
@@ -52,14 +54,33 @@ def _reap(_signum: int, _frame: FrameType | None) -> None:
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         with contextlib.suppress(OSError):
             exit_file = cwd / EXIT_FILE
-            if not exit_file.exists() or os.WIFSIGNALED(status):
-                exit_file.write_text(str(code))
+            if os.WIFSIGNALED(status):
+                exit_file.unlink(missing_ok=True)
+            _create(exit_file, str(code))
+
+
+def _create(path: Path, text: str) -> None:
+    """Write a new file, never an existing one: the workspace may belong to a runner user that left a link there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _drop_privileges(uid: int, gid: int) -> None:
+    """Become the runner user for good: no supplementary groups, then the group, then the user."""
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid or os.getgid() != gid:
+        raise OSError("could not become the runner user")
 
 
 def _spawn(request: dict[str, object], listener: socket.socket, conn: socket.socket) -> int:
     env = {str(k): str(v) for k, v in dict(request["env"]).items()}  # type: ignore[call-overload]
     cwd = Path(str(request["cwd"]))
     log_path = str(request["log"])
+    user = request.get("user")
+    ids = (int(user[0]), int(user[1])) if isinstance(user, list) else None
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     pid = os.fork()
     if pid:
@@ -73,8 +94,10 @@ def _spawn(request: dict[str, object], listener: socket.socket, conn: socket.soc
             signal.signal(sig, signal.SIG_DFL)
         listener.close()
         conn.close()
+        if ids is not None:
+            _drop_privileges(*ids)
         os.chdir(cwd)
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         null_fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null_fd, 0)
         os.dup2(log_fd, 1)
