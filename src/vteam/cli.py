@@ -804,5 +804,16 @@ def audit_verify(server: ServerOpt = DEFAULT_SERVER) -> None:
     typer.echo(f"audit log verified: {result['checked']} records")
 
 
+vault_app = typer.Typer(help="The key that encrypts stored secrets (platform admins).", no_args_is_help=True)
+app.add_typer(vault_app, name="vault")
+
+
+@vault_app.command("rotate")
+def vault_rotate(server: ServerOpt = DEFAULT_SERVER) -> None:
+    """Encrypt every stored secret under a new key, then forget the old one."""
+    result = call(server, lambda c: c.request("POST", "/api/admin/vault/rotate"))
+    typer.echo(f"vault key rotated; {result['reencrypted']} secrets re-encrypted")
+
+
 def main() -> None:
     app()

@@ -350,6 +350,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/api/audit"): Case(Need.ADMIN, 200, path="/api/audit?project={project}"),
     ("GET", "/api/audit/export"): Case(Need.ADMIN, 200, path="/api/audit/export?project={project}"),
     ("GET", "/api/audit/verify"): Case(Need.PLATFORM, 200),
+    ("POST", "/api/admin/vault/rotate"): Case(Need.PLATFORM, 200),
 }
 
 

@@ -173,6 +173,9 @@ def test_access_keys_act_in_their_project_only_and_never_above_their_maker(serve
         assert as_key.get("/api/me").json()["project"] == project
         _problem(as_key.get(sessions_path(other)), 404)
         _problem(as_key.post("/api/projects", json={"name": _unique("p")}), 403)
+        successor = as_key.post(f"/api/projects/{project}/keys", json={"name": "heir", "expiresInDays": None})
+        assert "only people" in _problem(successor, 403)["detail"], "a leaked key cannot mint keys that outlive it"
+        _problem(as_key.put("/api/user/forges/github/token", json={"token": "ghp_whatever1234"}), 403)
         _problem(as_key.delete(f"/api/projects/{project}"), 403)
         assert [p["metadata"]["name"] for p in as_key.get("/api/projects").json()["items"]] == [project]
         with server.client(token=owner_token) as as_owner:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +187,34 @@ def test_an_unknown_runner_user_stops_vteam_up_with_one_line(tmp_path: Path) -> 
     with pytest.raises(RuntimeError) as failed:
         server.start()
     assert "VTEAM_RUNNER_USER=no-such-vteam-user" in str(failed.value)
+
+
+def test_rotating_the_vault_key_keeps_every_secret_and_forgets_the_old_key(tmp_path: Path) -> None:
+    server = Server(tmp_path / "home")
+    server.start()
+    try:
+        with server.client() as api:
+            api.post("/api/projects", json={"name": "rot"})
+            value = "rotate-me-" + uuid.uuid4().hex
+            assert api.put("/api/projects/rot/secrets/DEMO_API_KEY", json={"value": value}).status_code == 200
+            before = (server.home / "vault.key").read_text()
+            rotated = api.post("/api/admin/vault/rotate")
+            assert rotated.status_code == 200, rotated.text
+            assert rotated.json()["reencrypted"] >= 1
+            assert (server.home / "vault.key").read_text() != before
+            assert not (server.home / "vault.key.previous").exists(), "the old key is gone once nothing needs it"
+            assert (server.home / "vault.key").stat().st_mode & 0o777 == 0o600
+            create_session(api, "rot", name="after", prompt="echo key=$DEMO_API_KEY")
+            wait_phase(api, "rot", "after")
+            assert "key=***" in text_of(read_events(api, "rot", "after"))
+            assert [r["action"] for r in api.get("/api/audit", params={"action": "vault."}).json()["items"]] == [
+                "vault.rotate"
+            ]
+        server.stop()
+        server.start()
+        with server.client() as api:
+            create_session(api, "rot", name="restarted", prompt="echo key=$DEMO_API_KEY")
+            wait_phase(api, "rot", "restarted")
+            assert "key=***" in text_of(read_events(api, "rot", "restarted")), "the new key reads after a restart"
+    finally:
+        server.close()

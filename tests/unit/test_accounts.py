@@ -165,9 +165,11 @@ async def test_runner_keys_and_people_are_told_apart(authenticator: EmbeddedAuth
 
 
 async def test_forwarded_identity_only_from_a_trusted_proxy(accounts: Accounts) -> None:
-    headers = {"x-forwarded-user": "olga", "x-forwarded-groups": "ops, devs"}
+    headers = {"x-forwarded-user": "olga", "x-forwarded-groups": "ops, devs", "x-forwarded-access-token": "sha256~t"}
     untrusted = EmbeddedAuthenticator(RunnerTokens(b"k" * 32), accounts)
     assert (await untrusted.authenticate(headers, None)).is_anonymous
     trusted = EmbeddedAuthenticator(RunnerTokens(b"k" * 32), accounts, trust_proxy=True, admin_groups=("ops",))
     identity = await trusted.authenticate(headers, None)
     assert (identity.name, identity.groups, identity.admin) == ("olga", ("ops", "devs"), True)
+    assert identity.access_token == "sha256~t"
+    assert "sha256~t" not in repr(identity)

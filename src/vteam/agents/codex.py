@@ -156,6 +156,7 @@ def command(ctx: TurnContext, thread_id: str | None) -> list[str]:
 def environment(ctx: TurnContext, codex_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
     env.update(ctx.environment)
+    env.update(ctx.secrets)  # the project's secrets reach its agent, whichever framework
     env.update(
         {
             "HOME": str(ctx.home),

@@ -174,6 +174,7 @@ def write_settings(ctx: TurnContext) -> None:
 def environment(ctx: TurnContext) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
     env.update(ctx.environment)
+    env.update(ctx.secrets)  # the project's secrets reach its agent, whichever framework
     env.update(
         {
             "HOME": str(ctx.home),

@@ -146,6 +146,7 @@ def _result(events: MiniSweEvents, code: int, stderr: deque[str]) -> AgentResult
 def environment(ctx: TurnContext) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_") and k != KEY_VARIABLE}
     env.update(ctx.environment)
+    env.update(ctx.secrets)  # the project's secrets reach its agent, whichever framework
     env.update(
         {
             "HOME": str(ctx.home),

@@ -11,6 +11,7 @@ from vteam import __version__
 from vteam.api import (
     access,
     accounts,
+    admin,
     audit,
     conversation,
     forge_accounts,
@@ -43,6 +44,7 @@ ROUTERS = (
     secrets.router,
     accounts.router,
     access.router,
+    admin.router,
     audit.router,
 )
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
+import pwd
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -18,10 +21,12 @@ from vteam.auth import (
     EmbeddedAuthenticator,
     RunnerTokens,
     Vault,
+    keys,
     load_or_create,
 )
 from vteam.controller import Controller, LocalExecutor
-from vteam.controller.local import check_runner_user, resolve_runner_user
+from vteam.controller.local import RunnerUserError, check_runner_user, resolve_runner_user
+from vteam.controller.prefork import RunnerUser
 from vteam.db import Database, open_database
 from vteam.errors import VteamError
 from vteam.events import EventLog, Hub
@@ -53,10 +58,8 @@ class Platform:
 
     @classmethod
     async def open(cls, settings: Settings) -> Platform:
-        runner_user = resolve_runner_user(settings.runner_user)
         settings.home.mkdir(parents=True, exist_ok=True)
-        if runner_user is not None:
-            await asyncio.to_thread(check_runner_user, runner_user, settings.home)
+        runner_user = await _runner_user(settings)
         # A runner user must cross the home to reach its workspace; it lists nothing and every file is 0600.
         settings.home.chmod(0o700 if runner_user is None else 0o711)
         home_lock = _lock_home(settings.home)
@@ -66,7 +69,10 @@ class Platform:
         hub = Hub()
         key = load_or_create(settings.key_path)
         tokens = RunnerTokens(key)
-        vault = Vault(db, [key])
+        # The vault's own key, then any previous ones (a rotation in progress), then the platform key,
+        # which encrypted secrets before the vault had a key of its own.
+        previous = keys.read_all(vault_previous(settings))
+        vault = Vault(db, [keys.load_or_create(settings.vault_key_path), *previous, key])
         runner_env = {
             "VTEAM_GIT_USERNAME": settings.git_username,
             "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,
@@ -178,6 +184,50 @@ async def _first_admin(accounts: Accounts, settings: Settings) -> str | None:
     return secret
 
 
+async def _runner_user(settings: Settings) -> RunnerUser | None:
+    """The separate OS user runners run as: the one named, or with `auto` the conventional one where it works."""
+    wanted = settings.runner_user.strip()
+    if wanted.lower() in ("", "none"):
+        return None
+    if wanted.lower() != "auto":
+        user = resolve_runner_user(wanted)
+        assert user is not None
+        await asyncio.to_thread(check_runner_user, user, settings.home)
+        return user
+    try:
+        pwd.getpwnam(AUTO_RUNNER_USER)
+    except KeyError:
+        user = None
+    else:
+        try:
+            user = resolve_runner_user(AUTO_RUNNER_USER)
+            if user is not None:
+                await asyncio.to_thread(check_runner_user, user, settings.home)
+        except RunnerUserError as exc:
+            log.warning("runners run as the platform's own user: %s", exc.detail)
+            return None
+    if user is None:
+        log.info("runners run as the platform's own user (create %r, as root, to separate them)", AUTO_RUNNER_USER)
+    return user
+
+
+def vault_previous(settings: Settings) -> Path:
+    return settings.home / "vault.key.previous"
+
+
+async def rotate_vault_key(platform: Platform) -> int:
+    """A new vault key: the old one stays readable (in a file) until every value is re-encrypted."""
+    settings = platform.settings
+    old = keys.load_or_create(settings.vault_key_path)
+    previous = vault_previous(settings)
+    keys.replace(previous, old, *keys.read_all(previous))
+    new = secrets.token_bytes(32)
+    keys.replace(settings.vault_key_path, new)
+    count = await platform.vault.rotate(new)
+    previous.unlink(missing_ok=True)
+    return count
+
+
 def _lock_home(home: Path) -> TextIO:
     """One `vteam up` per home: a second would adopt the first one's runners and race its writes."""
     handle = (home / "vteam.lock").open("w")
@@ -189,6 +239,10 @@ def _lock_home(home: Path) -> TextIO:
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+AUTO_RUNNER_USER = "vteam-runner"
+log = logging.getLogger(__name__)
 
 
 class HomeInUse(VteamError):

@@ -84,4 +84,9 @@ class EmbeddedAuthenticator:
     def _forwarded(self, headers: Mapping[str, str]) -> Identity:
         name = headers.get("x-forwarded-user", "").strip()
         groups = tuple(g.strip() for g in headers.get("x-forwarded-groups", "").split(",") if g.strip())
-        return Identity(name=name, groups=groups, admin=bool(self._admin_groups & set(groups)))
+        return Identity(
+            name=name,
+            groups=groups,
+            admin=bool(self._admin_groups & set(groups)),
+            access_token=headers.get("x-forwarded-access-token") or None,
+        )

@@ -25,6 +25,9 @@ class Identity:
     session: str | None = None
     session_uid: str | None = None
     token_id: str | None = None
+    access_token: str | None = field(default=None, repr=False)
+    """The caller's own token from a trusted OAuth proxy (X-Forwarded-Access-Token), for acting as them
+    against the cluster's API; never stored or logged."""
 
     @property
     def is_runner(self) -> bool:

@@ -1,8 +1,9 @@
 """Secrets at rest: encrypted with a key derived from the platform key, never readable over the API.
 
 Scopes name the owner: `user:<name>` for a person's forge tokens and links, `project:<name>` for a
-project's tokens. Values are Fernet tokens (AES-128-CBC with HMAC-SHA256); a value written with an
-older key still reads after rotation, because decryption tries every key it is given.
+project's tokens. Values are Fernet tokens (AES-128-CBC with HMAC-SHA256) under the vault's own key
+(`$VTEAM_HOME/vault.key`, 0600). Rotation makes a new key, keeps the old ones readable while every
+value is re-encrypted, then forgets them; decryption tries every key the vault is given.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 
 from cryptography.fernet import Fernet as _Fernet
 from cryptography.fernet import InvalidToken, MultiFernet
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.sqlite import insert
 
 from vteam.db import Database
@@ -41,7 +42,26 @@ def fernet_key(platform_key: bytes) -> bytes:
 class Vault:
     def __init__(self, db: Database, keys: list[bytes]) -> None:
         self._db = db
+        self._keys = list(keys)
         self._fernet = MultiFernet([_Fernet(fernet_key(k)) for k in keys])
+
+    async def rotate(self, new_key: bytes) -> int:
+        """Re-encrypt every value under `new_key` (old keys still read meanwhile); the number re-encrypted."""
+        self._keys = [new_key, *self._keys]
+        self._fernet = MultiFernet([_Fernet(fernet_key(k)) for k in self._keys])
+        async with self._db.begin() as conn:
+            rows = (await conn.execute(select(secrets.c.scope, secrets.c.name, secrets.c.value))).all()
+            for scope, name, value in rows:
+                try:
+                    fresh = self._fernet.rotate(value)
+                except InvalidToken as exc:
+                    raise SecretUnreadable(f"secret {name!r} of {scope} cannot be decrypted to rotate it") from exc
+                await conn.execute(
+                    update(secrets).where(secrets.c.scope == scope, secrets.c.name == name).values(value=fresh)
+                )
+        self._keys = [new_key]
+        self._fernet = MultiFernet([_Fernet(fernet_key(new_key))])
+        return len(rows)
 
     async def put(self, scope: str, name: str, value: str) -> SecretInfo:
         updated = datetime.now(UTC).isoformat()
