@@ -27,9 +27,10 @@ class Settings(BaseSettings):
     runner_prefork: bool = Field(
         True, description="Fork runners from a warm process (fast start); false starts each as a new process."
     )
-    runner_user: str | None = Field(
-        None,
-        description="OS user runners (and all they start) run as; needs `vteam up` as root. Unset: the platform's.",
+    runner_user: str = Field(
+        "auto",
+        description="OS user runners (and all they start) run as; needs `vteam up` as root. `auto`: the user "
+        "`vteam-runner` where it exists and can run vTeam, else the platform's own; `none`: the platform's.",
     )
     idle_timeout_seconds: float = Field(
         1800,
@@ -98,6 +99,9 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Longest wait for a forge's rate limit to reset before a request gives up with 429."
     )
     forge_fork_wait_seconds: float = Field(60.0, gt=0, description="Longest wait for a new fork to become ready.")
+    web_modules: Path | None = Field(
+        None, description="node_modules holding the web UI's htmx; default: .web/node_modules beside the source."
+    )
     log_format: Literal["text", "json"] = Field("text", description="`json` for structured logs.")
     log_level: str = Field("INFO", description="Root log level.")
 
@@ -108,6 +112,10 @@ class Settings(BaseSettings):
     @property
     def workspaces(self) -> Path:
         return self.home / "workspaces"
+
+    @property
+    def vault_key_path(self) -> Path:
+        return self.home / "vault.key"
 
     @property
     def key_path(self) -> Path:
