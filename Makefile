@@ -14,6 +14,12 @@ MINI_SWE_VERSION := 2.4.6
 MINI_SWE_STAMP := $(AGENTS)/.mini-swe-agent-$(MINI_SWE_VERSION)
 GEMINI_VERSION := 0.61.0
 GEMINI_STAMP := $(AGENTS)/.gemini-cli-$(GEMINI_VERSION)
+# The web UI's front-end libraries (npm htmx.org and its SSE extension), served by vteam up from $(WEB); never copied
+# into the repo.
+WEB := .web
+HTMX_VERSION := 2.0.11
+HTMX_SSE_VERSION := 2.2.4
+WEB_STAMP := $(WEB)/.htmx-$(HTMX_VERSION)-sse-$(HTMX_SSE_VERSION)
 # GitHub's published REST description (npm @octokit/openapi): the fake GitHub of the tests checks every
 # request and response against it. Installed by `make test` into $(TESTDATA), never copied into the repo.
 TESTDATA := .testdata
@@ -25,7 +31,7 @@ OCTOKIT_OPENAPI_STAMP := $(TESTDATA)/.octokit-openapi-$(OCTOKIT_OPENAPI_VERSION)
 # Debian packages the platform needs at run time (git); installed when missing.
 SYSTEM_NEEDS := git
 # ... and what the tests need beside: an ssh server for ssh remotes (package openssh-server).
-TEST_NEEDS := git ssh sshd
+TEST_NEEDS := git ssh sshd chromium
 
 $(BIN)/python:
 	@$(MAKE) --no-print-directory system
@@ -68,13 +74,19 @@ $(MINI_SWE_STAMP):
 	@rm -f $(AGENTS)/.mini-swe-agent-*
 	@touch $(MINI_SWE_STAMP)
 
+$(WEB_STAMP):
+	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
+	npm install --prefix $(WEB) --no-audit --no-fund --loglevel=error htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION)
+	@rm -f $(WEB)/.htmx-*
+	@touch $(WEB_STAMP)
+
 $(OCTOKIT_OPENAPI_STAMP):
 	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
 	npm install --prefix $(TESTDATA) --no-audit --no-fund --loglevel=error @octokit/openapi@$(OCTOKIT_OPENAPI_VERSION)
 	@rm -f $(TESTDATA)/.octokit-openapi-*
 	@touch $(OCTOKIT_OPENAPI_STAMP)
 
-setup: system $(STAMP) $(CODEX_STAMP) $(MINI_SWE_STAMP) $(GEMINI_STAMP) ## create .venv and install vTeam with its test tools and agent CLIs
+setup: system $(STAMP) $(WEB_STAMP) $(CODEX_STAMP) $(MINI_SWE_STAMP) $(GEMINI_STAMP) ## create .venv and install vTeam with its test tools and agent CLIs
 
 run: setup ## start the platform on http://$(HOST):$(PORT)
 	$(BIN)/vteam up --host $(HOST) --port $(PORT)
@@ -95,4 +107,4 @@ bench: setup ## measure API, event and start latency; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json
 
 clean:
-	rm -rf $(VENV) $(AGENTS) $(TESTDATA) .vteam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AGENTS) $(TESTDATA) $(WEB) .vteam .pytest_cache .mypy_cache .ruff_cache

@@ -77,9 +77,10 @@ def up(
     import uvicorn
 
     from vteam import logs
-    from vteam.api import Platform, create_app
+    from vteam.api import Platform
     from vteam.errors import VteamError
     from vteam.settings import Settings
+    from vteam.web import create_app
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port, "home": home}.items() if v is not None}
     settings = Settings(**overrides)

@@ -43,11 +43,14 @@ def test_health_and_readiness(api: httpx.Client) -> None:
     assert api.get("/readyz").json() == {"status": "ready"}
 
 
-def test_the_root_leads_a_browser_to_the_api_explorer(api: httpx.Client) -> None:
-    response = api.get("/", follow_redirects=True)
+def test_the_root_leads_a_browser_to_sign_in_and_a_signed_in_one_to_projects(api: httpx.Client) -> None:
+    with httpx.Client(base_url=str(api.base_url)) as browser:
+        response = browser.get("/", follow_redirects=True)
     assert response.status_code == 200
-    assert str(response.url).endswith("/api/docs")
-    assert "swagger" in response.text.lower()
+    assert str(response.url).endswith("/signin")
+    assert "Sign in to vTeam" in response.text
+    assert str(api.get("/", follow_redirects=True).url).endswith("/projects")
+    assert api.get("/api/docs").status_code == 200
 
 
 def test_openapi_describes_the_resource_paths(api: httpx.Client) -> None:

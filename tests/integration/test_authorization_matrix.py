@@ -232,7 +232,6 @@ NO_APP = "no GitHub App is configured"
 
 ROUTES: dict[tuple[str, str], Case] = {
     # health
-    ("GET", "/"): Case(Need.PUBLIC, 307),
     ("GET", "/healthz"): Case(Need.PUBLIC, 200),
     ("GET", "/readyz"): Case(Need.PUBLIC, 200),
     # projects

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 
 from vteam.api.deps import PlatformDep, authorize
 
 router = APIRouter(tags=["health"])
-
-
-@router.get("/", include_in_schema=False, dependencies=[Depends(authorize(public=True))])
-async def root() -> RedirectResponse:
-    """Until the web UI arrives, a browser at the root lands on the API explorer."""
-    return RedirectResponse("/api/docs")
 
 
 @router.get("/healthz", dependencies=[Depends(authorize(public=True))])

@@ -1,0 +1,23 @@
+"""The whole application `vteam up` serves: the API and, on top of it, the web UI's pages and files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from vteam.api import create_app as create_api
+from vteam.web import assets, pages
+
+PAGE_ROUTERS = (pages.router,)
+
+
+def create_app(*args: Any, **kwargs: Any) -> FastAPI:
+    """The API app (same arguments), with the pages first and then the package's static files, so the
+    vendor route under /static wins over the mount."""
+    app = create_api(*args, **kwargs)
+    for router in PAGE_ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")
+    return app

@@ -1,0 +1,291 @@
+"""The web UI's shared machinery and its first pages: sign-in, sign-out, the project list.
+
+Pages use the platform directly (the same store, accounts and checks as the API), render Jinja2
+templates, and answer errors as HTML pages; a caller who is not signed in is sent to /signin.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, ParamSpec
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from vteam.api import audit
+from vteam.api.deps import PlatformDep, get_platform, role_in
+from vteam.api.platform import Platform
+from vteam.api.schemas import ProjectCreate
+from vteam.auth import NOBODY, SESSION_COOKIE, Identity, Role
+from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized, VteamError
+from vteam.forges import project_scope
+from vteam.resources import Project
+from vteam.web import assets
+
+templates = Jinja2Templates(directory=str(assets.TEMPLATES))
+router = APIRouter(include_in_schema=False)
+P = ParamSpec("P")
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in caller."""
+
+
+async def authorize_page(request: Request, platform: Platform = Depends(get_platform)) -> Identity:
+    """The pages' one authentication check: who is asking (NOBODY when no one is signed in)."""
+    try:
+        identity = await platform.authenticator.authenticate(request.headers, request.cookies.get(SESSION_COOKIE))
+    except Unauthorized:
+        identity = NOBODY
+    if identity.is_runner:
+        identity = NOBODY
+    request.state.identity = identity
+    return identity
+
+
+def signed_in(identity: Identity) -> Identity:
+    if identity.is_anonymous:
+        raise SignInRequired
+    return identity
+
+
+async def project_role(platform: Platform, identity: Identity, project: str, needed: Role) -> Role:
+    """The caller's role in the project, where it allows `needed`; a project they cannot see is 'not found'."""
+    role = await role_in(platform, signed_in(identity), project)
+    if role is None:
+        raise NotFound(f"project {project!r} not found")
+    await platform.store.get(Project, project)
+    if not role.allows(needed):
+        raise Forbidden(f"your role in project {project!r} is {role.value}; this needs {needed.value}")
+    return role
+
+
+def page(handler: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Response]]:
+    """Render a page; sign-in redirects and errors come back as pages, never as JSON."""
+
+    @functools.wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+        request = kwargs["request"]
+        assert isinstance(request, Request)
+        try:
+            return await handler(*args, **kwargs)
+        except SignInRequired:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+        except VteamError as exc:
+            return render(
+                request, "error.html", status_code=exc.status, title=exc.title, detail=exc.detail, me=_me(request)
+            )
+
+    return wrapper
+
+
+def _me(request: Request) -> Identity | None:
+    identity = getattr(request.state, "identity", None)
+    return identity if isinstance(identity, Identity) and not identity.is_anonymous else None
+
+
+def render(request: Request, name: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("me", _me(request))
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths: a sign-in link must not send the browser to another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+        return "/projects"
+    return target
+
+
+Who = Depends(authorize_page)
+
+
+@router.get("/")
+@page
+async def home(request: Request, me: Identity = Who) -> Response:
+    return RedirectResponse("/projects" if not me.is_anonymous else "/signin", status_code=303)
+
+
+@router.get("/signin")
+@page
+async def signin_form(request: Request, me: Identity = Who, next: str | None = Query(None)) -> Response:
+    if not me.is_anonymous:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "signin.html", next=next)
+
+
+@router.post("/signin")
+@page
+async def signin(
+    request: Request,
+    platform: PlatformDep,
+    me: Identity = Who,
+    token: str = Form(..., max_length=1000),
+    next: str | None = Query(None),
+) -> Response:
+    """Sign in with an API token (or a pasted login link): the browser gets a session of its own."""
+    value = token.strip()
+    if "token=" in value:
+        value = value.split("token=", 1)[1].split("&", 1)[0]
+    try:
+        if value.startswith("vt_login_"):
+            used = await platform.accounts.redeem(value)
+            user = used.user
+        else:
+            record = await platform.accounts.verify(value, kind="api")
+            user = record.user
+    except Unauthorized as exc:
+        await platform.audit.record(actor="anonymous", action="login", target="web", outcome="denied")
+        return render(request, "signin.html", status_code=401, error=exc.detail, next=next)
+    _, session = await platform.accounts.issue(
+        "session",
+        name="browser",
+        created_by=user or "",
+        user=user,
+        ttl=timedelta(hours=platform.settings.session_hours),
+    )
+    await platform.audit.record(
+        actor=user or "",
+        action="login",
+        target=f"user/{user}",
+        details={"via": "web"},
+        request_id=getattr(request.state, "request_id", None),
+    )
+    response = RedirectResponse(safe_next(next), status_code=303)
+    secure = request.url.scheme == "https" or (platform.settings.public_url or "").startswith("https://")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session,
+        max_age=int(platform.settings.session_hours * 3600),
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+@router.post("/signout")
+@page
+async def signout(request: Request, platform: PlatformDep, me: Identity = Who) -> Response:
+    if me.kind == "user" and me.token_id:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            try:
+                record = await platform.accounts.verify(cookie, kind="session")
+                await platform.accounts.revoke(record.id)
+            except Unauthorized:
+                pass
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/projects")
+@page
+async def projects(request: Request, platform: PlatformDep, me: Identity = Who, q: str = Query("")) -> Response:
+    signed_in(me)
+    return await _projects_page(request, platform, me, q=q)
+
+
+async def _projects_page(
+    request: Request,
+    platform: Platform,
+    me: Identity,
+    *,
+    q: str = "",
+    status_code: int = 200,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    listing = await platform.store.list(Project)
+    roles: dict[str, str] = {}
+    shown = []
+    needle = q.strip().lower()
+    for project in listing.items:
+        role = await role_in(platform, me, project.name)
+        if role is None:
+            continue
+        haystack = f"{project.name} {project.spec.display_name or ''} {project.spec.description or ''}".lower()
+        if needle and needle not in haystack:
+            continue
+        roles[project.name] = role.value
+        shown.append(project)
+    return render(
+        request,
+        "projects.html",
+        status_code=status_code,
+        section="projects",
+        projects=shown,
+        roles=roles,
+        q=q,
+        can_create=me.kind == "user",
+        form=form or {},
+        errors=errors or {},
+    )
+
+
+@router.post("/projects")
+@page
+async def create_project(
+    request: Request,
+    platform: PlatformDep,
+    me: Identity = Who,
+    name: str = Form(""),
+    display_name: str = Form(""),
+    description: str = Form(""),
+) -> Response:
+    signed_in(me)
+    form = {"name": name, "display_name": display_name, "description": description}
+    if me.kind != "user":
+        raise Forbidden("access keys belong to one project and cannot create projects")
+    try:
+        body = ProjectCreate.model_validate(
+            {"name": name.strip(), "displayName": display_name.strip() or None, "description": description or None}
+        )
+        created = await platform.store.create(body.resource())
+    except (InvalidInput, VteamError) as exc:
+        return await _projects_page(
+            request, platform, me, status_code=exc.status, form=form, errors={"name": exc.detail}
+        )
+    except ValueError as exc:
+        return await _projects_page(request, platform, me, status_code=422, form=form, errors={"name": _first(exc)})
+    await platform.accounts.bind(created.name, "user", me.name, Role.ADMIN, created_by=me.name)
+    await audit.record(request, platform, me, "project.create", f"project/{created.name}", project=created.name)
+    return RedirectResponse(f"/projects/{created.name}", status_code=303)
+
+
+def _first(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        found = errors()
+        if found:
+            return str(found[0].get("msg", "")).removeprefix("Value error, ")
+    return str(exc)
+
+
+@router.post("/projects/{project}/delete")
+@page
+async def delete_project(
+    request: Request, project: str, platform: PlatformDep, me: Identity = Who, confirm: str = Form("")
+) -> Response:
+    await project_role(platform, me, project, Role.ADMIN)
+    if confirm.strip() != project:
+        raise InvalidInput(f"type the project's name, {project}, to delete it")
+    await platform.store.delete(Project, project)
+    await platform.accounts.forget_project(project)
+    await platform.vault.delete_scope(project_scope(project))
+    await audit.record(request, platform, me, "project.delete", f"project/{project}", project=project)
+    return RedirectResponse("/projects", status_code=303)
+
+
+@router.get("/static/vendor/{name}")
+async def vendor(name: str, platform: PlatformDep, _me: Identity = Who) -> Response:
+    found = assets.vendor_file(platform.settings.web_modules, name)
+    if found is None:
+        return Response(f"{name} is not installed; run `make run` (it installs the web UI's npm packages)", 404)
+    return FileResponse(found, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"})
