@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import probes, scenarios
+from bench import probes, scenarios, ui
 from bench.scenarios import Config, Outcome
 from bench.server import Server, ServerError, running_server, tail
 from bench.stats import Summary
 
-BENCHMARKS = ("create", "read", "events", "start", "probes")
+BENCHMARKS = ("create", "read", "events", "start", "ui", "probes")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if "probes" in only:
         outcomes.append(Outcome("probes", probes.process_start()))
     extra: dict[str, Any] = {}
-    if only - {"probes"}:
+    if only - {"probes", "ui"}:
         boot = time.perf_counter()
         with running_server(settings, keep_home=args.keep_home) as server:
             extra["server_ready_s"] = time.perf_counter() - boot
@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 print(f"benchmark failed; server log tail:\n{tail(server.log)}", file=sys.stderr)
                 raise
+    if "ui" in only:
+        with running_server(settings, keep_home=args.keep_home, seed=ui.seed) as server:
+            rows, figures = asyncio.run(ui.measure(server))
+            outcomes.append(Outcome("ui", rows, figures))
     extra["benchmark_wall_s"] = time.perf_counter() - began
     extra["load_average_at_end"] = _load()
     result = report(args, settings, machine, outcomes, extra)

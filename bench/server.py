@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +47,19 @@ TOKEN = "vt-bench-admin-" + secrets.token_urlsafe(16)
 
 
 @contextlib.contextmanager
-def running_server(settings: dict[str, str], *, keep_home: bool = False, ready_timeout: float = 60) -> Iterator[Server]:
-    """Yield a ready server; on exit stop it (SIGTERM, then SIGKILL) and kill any runner it left behind."""
+def running_server(
+    settings: dict[str, str],
+    *,
+    keep_home: bool = False,
+    ready_timeout: float = 60,
+    seed: Callable[[Path], None] | None = None,
+) -> Iterator[Server]:
+    """Yield a ready server; on exit stop it (SIGTERM, then SIGKILL) and kill any runner it left behind.
+
+    `seed` writes into the data folder before the server starts (the UI benchmark's sessions)."""
     home = Path(tempfile.mkdtemp(prefix="vteam-bench-"))
+    if seed is not None:
+        seed(home / "data")
     log = home / "server.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
