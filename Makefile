@@ -30,7 +30,9 @@ OCTOKIT_OPENAPI_STAMP := $(TESTDATA)/.octokit-openapi-$(OCTOKIT_OPENAPI_VERSION)
 
 # Debian packages the platform needs at run time (git); installed when missing.
 SYSTEM_NEEDS := git
-# ... and what the tests need beside: an ssh server for ssh remotes (package openssh-server).
+# ... and what the tests need beside: an ssh server for ssh remotes (package openssh-server), and Debian's
+# chromium (/usr/bin/chromium), which the browser tests drive with the playwright package of the dev extras
+# (never `playwright install`).
 TEST_NEEDS := git ssh sshd chromium
 
 $(BIN)/python:
@@ -107,4 +109,4 @@ bench: setup ## measure API, event and start latency; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json
 
 clean:
-	rm -rf $(VENV) $(AGENTS) $(TESTDATA) $(WEB) .vteam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AGENTS) $(TESTDATA) $(WEB) .vteam .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -238,6 +238,9 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/api/projects"): Case(Need.SIGNED_IN, 200),
     ("POST", "/api/projects"): Case(Need.SIGNED_IN, 201, body={"name": "authz-new-{unique}"}),
     ("GET", "/api/projects/{project}"): Case(Need.VIEW, 200),
+    ("PATCH", "/api/projects/{project}"): Case(
+        Need.ADMIN, 200, body={"description": "patched by the matrix", "defaults": {"framework": "script"}}
+    ),
     ("DELETE", "/api/projects/{project}"): Case(Need.ADMIN, 204, setup=_throwaway_project),
     # sessions
     ("GET", "/api/projects/{project}/agentic-sessions"): Case(Need.VIEW, 200),

@@ -592,3 +592,15 @@ async def test_watch_sees_sessions_deleted_with_their_project(store: ResourceSto
         await aclose(watch)
 
     assert summary(event) == ("DELETED", doomed, "a")
+
+
+async def test_current_version_moves_with_every_write_and_matches_lists(store: ResourceStore, project: str) -> None:
+    before = await store.current_version()
+    listed = await store.list(AgenticSession, project)
+    assert listed.resource_version == before
+    created = await store.create(session("versioned", project))
+    after_create = await store.current_version()
+    assert after_create != before
+    assert after_create == created.metadata.resource_version
+    await store.delete(AgenticSession, "versioned", project)
+    assert await store.current_version() not in (before, after_create)

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import Field
 
+from vteam.agents import registry
 from vteam.api import audit
 from vteam.api.deps import PlatformDep, ProjectAdmin, SignedIn, authorize
+from vteam.api.platform import Platform
 from vteam.api.schemas import ProjectCreate
-from vteam.auth import Role
-from vteam.errors import Forbidden
+from vteam.auth import Identity, Role
+from vteam.errors import Conflict, Forbidden, InvalidInput
 from vteam.forges import project_scope
-from vteam.resources import Project
+from vteam.resources import CamelModel, Project
+from vteam.resources.project import ProjectDefaults
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -65,6 +69,78 @@ async def create_project(
 @router.get("/{project}", dependencies=[Depends(authorize())])
 async def get_project(project: str, platform: PlatformDep) -> dict[str, Any]:
     return (await platform.store.get(Project, project)).wire()
+
+
+class ProjectPatch(CamelModel):
+    """A merge patch: fields left out keep their value, `null` clears one; `defaults` merges field by field."""
+
+    display_name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=4000)
+    defaults: ProjectDefaults | None = None
+
+
+def merged_defaults(current: ProjectDefaults | None, patch: ProjectPatch) -> ProjectDefaults | None:
+    """The project's defaults after `patch`, checked against the agent registry so that a bad default is
+    refused here instead of failing every later session of the project."""
+    if "defaults" not in patch.model_fields_set:
+        return current
+    if patch.defaults is None:
+        return None
+    values = (current.model_dump() if current else {}) | patch.defaults.model_dump(exclude_unset=True)
+    merged = ProjectDefaults.model_validate(values)
+    if merged.model is not None and merged.framework is None:
+        raise InvalidInput(
+            "a default model needs a default framework (a model belongs to one framework)",
+            errors=[{"loc": ["defaults", "model"], "msg": "needs defaults.framework"}],
+        )
+    if merged.framework is not None:
+        try:
+            registry.check(merged.framework, merged.model)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                exc.detail, errors=[{**e, "loc": ["defaults", *e.get("loc", [])]} for e in exc.errors]
+            ) from None
+    return None if merged.empty else merged
+
+
+async def update_project(
+    request: Request, platform: Platform, caller: Identity, project: str, patch: ProjectPatch
+) -> Project:
+    """Apply `patch` and audit it; the API and the web UI's settings page both change projects through here.
+    A write that races another is retried on the fresh project, since a merge patch applies to any version."""
+    for attempt in range(3):
+        current = await platform.store.get(Project, project)
+        changes: dict[str, Any] = {
+            name: getattr(patch, name) for name in ("display_name", "description") if name in patch.model_fields_set
+        }
+        changes["defaults"] = merged_defaults(current.spec.defaults, patch)
+        spec = current.spec.model_copy(update=changes)
+        try:
+            updated = await platform.store.replace(current.model_copy(update={"spec": spec}))
+        except Conflict:
+            if attempt == 2:
+                raise
+            continue
+        fields = sorted(patch.model_dump(by_alias=True, exclude_unset=True))
+        await audit.record(
+            request,
+            platform,
+            caller,
+            "project.update",
+            f"project/{project}",
+            project=project,
+            details={"fields": fields},
+        )
+        return updated
+    raise AssertionError("unreachable")
+
+
+@router.patch("/{project}")
+async def patch_project(
+    project: str, body: ProjectPatch, request: Request, platform: PlatformDep, caller: ProjectAdmin
+) -> dict[str, Any]:
+    """Change a project's display name, description or session defaults (project admins)."""
+    return (await update_project(request, platform, caller, project, body)).wire()
 
 
 @router.delete("/{project}", status_code=204)

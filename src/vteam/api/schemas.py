@@ -21,6 +21,7 @@ from vteam.resources import (
     SessionResult,
     SessionSpec,
 )
+from vteam.resources.project import ProjectDefaults
 from vteam.resources.session import BranchName, RepoUrl
 
 ALPHABET = string.ascii_lowercase + string.digits
@@ -89,12 +90,32 @@ class SessionCreateFull(CamelModel):
         )
 
 
-def parse_session_body(body: Any, project: str) -> AgenticSession:
+def parse_session_body(body: Any, project: str, *, defaults: ProjectDefaults | None = None) -> AgenticSession:
+    """A session from either body shape; `defaults` (the project's) fill what the request leaves out."""
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object")
     if "spec" in body:
+        spec = body["spec"]
+        if isinstance(spec, dict):
+            body = {**body, "spec": apply_defaults(spec, defaults)}
         return SessionCreateFull.model_validate(body).resource(project)
-    return SessionCreate.model_validate(body).resource(project)
+    return SessionCreate.model_validate(apply_defaults(body, defaults)).resource(project)
+
+
+def apply_defaults(spec: dict[str, Any], defaults: ProjectDefaults | None) -> dict[str, Any]:
+    """Fill framework, model and timeout from the project's defaults where the request has no such key, so
+    whatever the request says (a null model included) wins. The default model belongs to the default
+    framework: a session that names another framework does not get it."""
+    if defaults is None:
+        return spec
+    filled = dict(spec)
+    if defaults.framework is not None and "framework" not in filled:
+        filled["framework"] = defaults.framework
+    if defaults.model is not None and "model" not in filled and filled.get("framework") == defaults.framework:
+        filled["model"] = defaults.model
+    if defaults.timeout is not None and "timeout" not in filled:
+        filled["timeout"] = defaults.timeout
+    return filled
 
 
 class RunnerReport(CamelModel):

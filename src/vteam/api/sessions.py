@@ -86,8 +86,8 @@ async def create_session(
         description=f"Spec fields at the top level (see {SessionCreate.__name__}) or `{{metadata, spec}}`.",
     ),
 ) -> dict[str, Any]:
-    await platform.store.get(Project, project)
-    session = parse_session_body(body, project)
+    found = await platform.store.get(Project, project)
+    session = parse_session_body(body, project, defaults=found.spec.defaults)
     session.metadata.annotations[CREATED_BY] = caller.name
     registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
     registry.check_secrets(session.spec.framework, await available_secrets(platform, project))

@@ -21,6 +21,8 @@ BRANCH = "vteam.branch"
 COMMIT = "vteam.commit"
 PUSH = "vteam.push"
 PULL_REQUEST = "vteam.pull_request"
+DIFF = "vteam.diff"
+"""A published repo's unified diff (base..head), so readers can review the change without git."""
 USER_MESSAGE = "vteam.user_message"
 INTERRUPT = "vteam.interrupt"
 END = "vteam.end"
@@ -48,6 +50,7 @@ __all__ = [
     "CLONE",
     "COMMIT",
     "CONTROLS",
+    "DIFF",
     "END",
     "INTERRUPT",
     "PHASE",

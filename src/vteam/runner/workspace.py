@@ -10,12 +10,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vteam.agents import Emit
-from vteam.events.agui import BRANCH, CLONE, COMMIT, PUSH, custom
+from vteam.events.agui import BRANCH, CLONE, COMMIT, DIFF, PUSH, custom
 from vteam.resources import AgenticSession, DiffStat, FileStat, RepoStatus, SessionRepo
 from vteam.resources.validation import same_repository
 from vteam.runner import submodules
 from vteam.runner.git import Credentials, Git, GitError, remote_access
 from vteam.runner.redact import Redactor
+
+MAX_DIFF_BYTES = 512 * 1024
+"""The most of a diff the DIFF event carries; the rest is cut at a line and marked truncated."""
 
 PushPlanner = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
 """Asks the server where each repo's branch goes and with which token (see `RunnerApi.push_targets`)."""
@@ -148,6 +151,7 @@ async def publish(
             head = (await git("rev-parse", "HEAD", cwd=repo.path)).strip()
             status.commit_sha = head
             if out is not None and push and head != repo.base_sha:
+                await _emit_diff(git, repo.path, repo.base_sha, head, repo.index, emit)
                 pending.append(Pending(status, repo.path, repo.work_branch, head, out.url, repo.base, repo.index))
         except GitError as exc:
             status.error = str(exc)
@@ -183,6 +187,7 @@ async def _commit_submodule(
     status.diffstat = await _diffstat(where, sub.commit, git, staged=False)
     head = (await git("rev-parse", "HEAD", cwd=where)).strip()
     status.commit_sha = head
+    await _emit_diff(git, where, sub.commit, head, repo.index, emit, submodule=sub.path)
     return Pending(status, where, repo.work_branch, head, sub.url, sub.branch or "", repo.index, sub.path)
 
 
@@ -282,6 +287,27 @@ async def _commit(
     sha = (await git("rev-parse", "HEAD", cwd=path)).strip()
     where = {"submodule": submodule} if submodule else {}
     await emit(custom(COMMIT, repo=index, branch=branch, commit=sha, message=message.splitlines()[0], **where))
+
+
+async def _emit_diff(
+    git: Git, path: Path, base: str, head: str, index: int, emit: Emit, *, submodule: str | None = None
+) -> None:
+    """Publish the change as a unified diff, so it can be reviewed from the session's page without git.
+
+    External diff drivers and textconv filters are off: they would run programs the agent configured.
+    A diff that cannot be made is left out; the change is still pushed, and the diffstat tells its size.
+    """
+    try:
+        text = await git("diff", "--no-color", "--no-ext-diff", "--no-textconv", f"{base}..{head}", cwd=path)
+    except GitError:
+        return
+    raw = text.encode()
+    truncated = len(raw) > MAX_DIFF_BYTES
+    if truncated:
+        cut = raw[:MAX_DIFF_BYTES]
+        text = cut[: cut.rfind(b"\n") + 1 or MAX_DIFF_BYTES].decode("utf-8", "ignore")
+    where = {"path": submodule} if submodule else {}
+    await emit(custom(DIFF, repo=index, diff=text, truncated=truncated, **where))
 
 
 async def _diffstat(path: Path, base_sha: str, git: Git, *, staged: bool) -> DiffStat:

@@ -38,6 +38,10 @@ class ResourceStore(Protocol):
 
     async def get(self, kind: type[R], name: str, namespace: str | None = None) -> R: ...
 
+    async def current_version(self) -> str:
+        """The store's latest resourceVersion, cheaply: a cache of a listing is fresh while it is unchanged."""
+        ...
+
     async def list(
         self,
         kind: type[R],

@@ -112,6 +112,10 @@ class SqliteStore:
             raise NotFound(f"{_describe(kind, name, ns)} not found")
         return kind.model_validate(body)
 
+    async def current_version(self) -> str:
+        async with self._db.read() as conn:
+            return str((await conn.execute(select(func.max(changes.c.rv)))).scalar() or 0)
+
     async def list(
         self,
         kind: type[R],

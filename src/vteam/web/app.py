@@ -8,9 +8,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from vteam.api import create_app as create_api
-from vteam.web import assets, pages
+from vteam.web import assets, pages, session_page, sessions_page, settings_page
 
-PAGE_ROUTERS = (pages.router,)
+# sessions_page before session_page: /projects/P/sessions/new must match before /sessions/{name}.
+PAGE_ROUTERS = (pages.router, sessions_page.router, session_page.router, settings_page.router)
 
 
 def create_app(*args: Any, **kwargs: Any) -> FastAPI:

@@ -133,11 +133,12 @@ async def signin(
         value = value.split("token=", 1)[1].split("&", 1)[0]
     try:
         if value.startswith("vt_login_"):
-            used = await platform.accounts.redeem(value)
-            user = used.user
+            user = (await platform.accounts.redeem(value)).user
         else:
-            record = await platform.accounts.verify(value, kind="api")
-            user = record.user
+            person = await platform.authenticator.authenticate({"authorization": f"Bearer {value}"}, None)
+            if person.kind != "user":
+                raise Unauthorized("sign in with a person's API token or login link, not an access key")
+            user = person.name
     except Unauthorized as exc:
         await platform.audit.record(actor="anonymous", action="login", target="web", outcome="denied")
         return render(request, "signin.html", status_code=401, error=exc.detail, next=next)

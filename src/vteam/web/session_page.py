@@ -1,0 +1,252 @@
+"""A session's page: its conversation (rendered from the stored events, then live over SSE), its
+repositories' results and diffs, and the controls an editor has over it.
+
+The page renders every stored event up to seq N and opens `/stream?after=N`, which sends HTML
+fragments for the events after N; both come from one renderer (`vteam.web.conversation`), so a
+reload shows each event exactly once. The controls call the API's own functions, so the checks,
+transitions and audit records are the API's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Form, Header, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from vteam.api import conversation as api_conversation
+from vteam.api import sessions as api_sessions
+from vteam.api.deps import PlatformDep
+from vteam.api.platform import Platform
+from vteam.api.streams import _events
+from vteam.auth import Identity, Role
+from vteam.errors import InvalidInput
+from vteam.events import Envelope, is_final
+from vteam.events.agui import PHASE
+from vteam.resources import AgenticSession
+from vteam.web.conversation import Conversation, DiffView, agent_badge, phase_badge
+from vteam.web.pages import Who, page, project_role, render, templates
+
+router = APIRouter(include_in_schema=False)
+
+DIFF_LINES = 3000
+"""The most lines of one diff a page shows; the rest is left to git, with a note saying so."""
+PAGE = 500
+
+
+def _path(project: str, name: str) -> str:
+    return f"/projects/{project}/sessions/{name}"
+
+
+async def _stored(platform: Platform, uid: str, upto: int | None = None) -> list[Envelope]:
+    """The session's stored events in order, all of them or those up to `upto`."""
+    out: list[Envelope] = []
+    last = 0
+    while True:
+        batch = await platform.events.read(uid, after=last, limit=PAGE)
+        for env in batch:
+            if upto is not None and env.seq > upto:
+                return out
+            out.append(env)
+        if len(batch) < PAGE:
+            return out
+        last = batch[-1].seq
+
+
+def _elapsed(session: AgenticSession) -> str | None:
+    start = session.status.start_time
+    if start is None:
+        return None
+    end = session.status.completion_time or datetime.now(UTC)
+    seconds = max(0, int((end - start).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes}m {secs}s" if hours else (f"{minutes}m {secs}s" if minutes else f"{secs}s")
+
+
+def _diff_lines(view: DiffView) -> dict[str, Any]:
+    """A diff's lines with the class that colours them, cut at DIFF_LINES."""
+    lines = view.diff.splitlines()
+    shown = []
+    for line in lines[:DIFF_LINES]:
+        if line.startswith(("+++", "---")):
+            css = "file"
+        elif line.startswith("+"):
+            css = "add"
+        elif line.startswith("-"):
+            css = "del"
+        elif line.startswith("@@"):
+            css = "hunk"
+        elif line.startswith("diff "):
+            css = "head"
+        else:
+            css = ""
+        shown.append((css, line))
+    return {"lines": shown, "total": len(lines), "cut": len(lines) > DIFF_LINES, "truncated": view.truncated}
+
+
+def _context(session: AgenticSession, conv: Conversation, role: Role, project: str) -> dict[str, Any]:
+    """What the page's parts (header, controls, repositories) need, also for their live replacements."""
+    phase = conv.phase or session.phase.value
+    ended = conv.final or session.phase.terminal
+    agent = "idle" if ended else (session.status.agent_status or conv.agent_status)
+    repos = []
+    for index, status in enumerate(session.status.repos):
+        key = (status.submodule_of, status.path) if status.submodule_of is not None else (index, None)
+        view = conv.diffs.get(key)
+        repos.append({"status": status, "diff": _diff_lines(view) if view else None})
+    result = session.status.result
+    return {
+        "session": session,
+        "project": project,
+        "base": _path(project, session.name),
+        "phase": phase,
+        "phase_badge": phase_badge(phase),
+        "agent_badge": agent_badge(agent),
+        "ended": ended,
+        "running": not ended,
+        "can_edit": role.allows(Role.EDIT),
+        "elapsed": _elapsed(session),
+        "cost": result.cost_usd if result else None,
+        "repos": repos,
+    }
+
+
+def _part(name: str, context: dict[str, Any], *, oob: bool = False) -> str:
+    return templates.get_template(name).render({**context, "oob": oob})
+
+
+@router.get("/projects/{project}/sessions/{name}")
+@page
+async def session_page(
+    request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who
+) -> Response:
+    role = await project_role(platform, me, project, Role.VIEW)
+    session = await platform.store.get(AgenticSession, name, project)
+    conv = Conversation(interactive=session.spec.interactive)
+    for env in await _stored(platform, session.metadata.uid or ""):
+        conv.feed(env)
+    if conv.final:
+        # The final report's results are stored before the final event: read them now they are there.
+        session = await platform.store.get(AgenticSession, name, project)
+    context = _context(session, conv, role, project)
+    return render(
+        request,
+        "session.html",
+        section="projects",
+        conversation=conv.page(),
+        after=conv.last_seq,
+        live=not conv.final,
+        **context,
+    )
+
+
+@router.get("/projects/{project}/sessions/{name}/stream")
+@page
+async def session_stream(
+    request: Request,
+    project: str,
+    name: str,
+    platform: PlatformDep,
+    me: Identity = Who,
+    after: int = Query(0, ge=0),
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+) -> Response:
+    """HTML fragments for the events after `after`, each with its seq as the SSE id; an `end` event last.
+
+    The renderer first reads the events up to `after` without sending them, so a message or tool call
+    that began before the page was rendered is finished correctly. A reconnecting browser says what it
+    last got (Last-Event-ID), and the stream goes on from there.
+    """
+    role = await project_role(platform, me, project, Role.VIEW)
+    session = await platform.store.get(AgenticSession, name, project)
+    resumed = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    start = max(after, resumed)
+    conv = Conversation(interactive=session.spec.interactive)
+    for env in await _stored(platform, session.metadata.uid or "", upto=start):
+        conv.feed(env)
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async for env in _events(platform, project, name, session, start):
+            html = conv.feed(env)
+            if env.type == PHASE:
+                # Each phase change re-renders what depends on the stored status: the summary and the
+                # controls, and at the end the repositories' results too.
+                current = await platform.store.get(AgenticSession, name, project)
+                context = _context(current, conv, role, project)
+                parts = ["partials/session_summary.html", "partials/session_controls.html"]
+                if is_final(env):
+                    parts.append("partials/session_repos.html")
+                html += "".join(_part(part, context, oob=True) for part in parts)
+            yield ServerSentEvent(id=str(env.seq), event="message", data=html)
+        yield ServerSentEvent(event="end", data="end")
+
+    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+
+
+def _back(request: Request, project: str, name: str) -> Response:
+    """htmx requests stay on the page (the stream shows the effect); plain form posts go back to it."""
+    if request.headers.get("HX-Request"):
+        return Response(status_code=204)
+    return RedirectResponse(_path(project, name), status_code=303)
+
+
+@router.post("/projects/{project}/sessions/{name}/message")
+@page
+async def send_message(
+    request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who, text: str = Form("")
+) -> Response:
+    await project_role(platform, me, project, Role.EDIT)
+    try:
+        body = api_conversation.MessageIn(text=text)
+    except ValidationError:
+        raise InvalidInput("write a message (at most 100,000 characters)") from None
+    await api_conversation.post_message(project, name, body, platform, me)
+    if request.headers.get("HX-Request"):
+        # A fresh, empty form: the message itself shows up in the conversation from the stream.
+        return HTMLResponse(_part("partials/session_message_form.html", {"base": _path(project, name), "sent": True}))
+    return RedirectResponse(_path(project, name), status_code=303)
+
+
+@router.post("/projects/{project}/sessions/{name}/interrupt")
+@page
+async def interrupt(request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who) -> Response:
+    await project_role(platform, me, project, Role.EDIT)
+    await api_conversation.interrupt(project, name, request, platform, me)
+    return _back(request, project, name)
+
+
+@router.post("/projects/{project}/sessions/{name}/stop")
+@page
+async def stop(request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who) -> Response:
+    await project_role(platform, me, project, Role.EDIT)
+    await api_sessions.stop_session(project, name, request, platform, me)
+    return _back(request, project, name)
+
+
+@router.post("/projects/{project}/sessions/{name}/continue")
+@page
+async def continue_session(
+    request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who, prompt: str = Form("")
+) -> Response:
+    await project_role(platform, me, project, Role.EDIT)
+    try:
+        body = api_sessions.ContinueIn(prompt=prompt)
+    except ValidationError:
+        raise InvalidInput("write a prompt for the continued session") from None
+    child = await api_sessions.continue_session(project, name, body, request, platform, me)
+    return RedirectResponse(_path(project, child["metadata"]["name"]), status_code=303)
+
+
+@router.post("/projects/{project}/sessions/{name}/delete")
+@page
+async def delete_session(
+    request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who
+) -> Response:
+    await project_role(platform, me, project, Role.EDIT)
+    await api_sessions.delete_session(project, name, request, platform, me)
+    return RedirectResponse(f"/projects/{project}", status_code=303)

@@ -1,0 +1,381 @@
+"""A project's settings page: members, access keys, secrets and session defaults.
+
+Every change goes through the API's own route functions (same checks, same audit records); the page
+only adds what a browser needs: forms, a redirect back to the section after a change, and inline errors
+that keep what was typed. What a role may not do is neither shown nor accepted: the API's role checks
+run first, so a forged POST gets the error page.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+
+from vteam.agents import registry
+from vteam.api import access
+from vteam.api import secrets as secrets_api
+from vteam.api.deps import PlatformDep
+from vteam.api.platform import Platform
+from vteam.api.projects import ProjectPatch, update_project
+from vteam.auth import Identity, Role
+from vteam.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from vteam.forges import project_scope
+from vteam.resources import Project
+from vteam.web.pages import Who, page, project_role, render
+
+router = APIRouter(include_in_schema=False)
+
+Section = Literal["members", "keys", "secrets", "defaults"]
+INLINE = (InvalidInput, Conflict, AlreadyExists)
+"""Errors answered on the page itself, next to the form, keeping what was typed (422 and 409)."""
+
+DONE = {
+    "member-added": "Member added.",
+    "member-saved": "Role saved.",
+    "member-removed": "Member removed.",
+    "key-revoked": "Access key revoked.",
+    "secret-saved": "Secret saved.",
+    "secret-deleted": "Secret deleted.",
+    "defaults-saved": "Defaults saved.",
+}
+"""The confirmations a redirect may ask for, by a fixed name, so a link cannot put its own words on the page."""
+
+
+@dataclass(frozen=True)
+class _NewKey:
+    user: str
+    project: str
+    name: str
+    secret: str
+    expires: float
+
+
+NEW_KEY_SECONDS = 60
+_new_keys: dict[str, _NewKey] = {}
+"""A new key's secret between the POST that made it and the GET that shows it: in memory only, for the
+person who made it, taken out on that first GET and dropped after a minute, so a reload, the back button
+or a shared URL never shows it again, and the page can redirect after the POST like every other form."""
+
+
+def _forget_stale() -> None:
+    now = time.monotonic()
+    for handle in [h for h, held in _new_keys.items() if held.expires < now]:
+        _new_keys.pop(handle, None)
+
+
+def _hold_secret(me: Identity, project: str, name: str, secret: str) -> str:
+    _forget_stale()
+    handle = secrets.token_urlsafe(16)
+    _new_keys[handle] = _NewKey(me.name, project, name, secret, time.monotonic() + NEW_KEY_SECONDS)
+    return handle
+
+
+def _take_secret(me: Identity, project: str, handle: str | None) -> _NewKey | None:
+    _forget_stale()
+    held = _new_keys.get(handle) if handle else None
+    if held is None or (held.user, held.project) != (me.name, project):
+        return None  # someone else's handle leaves the secret for its maker
+    _new_keys.pop(handle or "", None)
+    return held
+
+
+def _back(project: str, section: Section, done: str | None = None, **query: str) -> RedirectResponse:
+    params = {**({"done": done} if done else {}), **query}
+    suffix = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
+    return RedirectResponse(f"/projects/{project}/settings{suffix}#{section}", status_code=303)
+
+
+def _message(exc: ValidationError) -> str:
+    """A pydantic error as a sentence naming the field, for the form it came from."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
+    text = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{field}: {text}" if field else text
+
+
+def when(value: str | None) -> str:
+    """An ISO timestamp as people read it (to the minute, UTC)."""
+    if not value:
+        return "—"
+    return value.replace("T", " ")[:16] + " UTC"
+
+
+async def _settings(
+    request: Request,
+    platform: Platform,
+    me: Identity,
+    project: str,
+    *,
+    role: Role,
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    new_key: _NewKey | None = None,
+    done: str | None = None,
+) -> Response:
+    found = await platform.store.get(Project, project)
+    is_admin = role.allows(Role.ADMIN)
+    can_keys = role.allows(Role.EDIT)
+    keys = await platform.accounts.list_tokens(project=project, kind="key") if can_keys else []
+    stored = await platform.vault.list(project_scope(project)) if is_admin else []
+    stored_names = {s.name for s in stored}
+    framework_keys = []
+    if is_admin:
+        needed: dict[str, list[str]] = {}
+        for info in registry.infos():
+            for name in info.secrets:
+                needed.setdefault(name, []).append(info.name)
+        for name, frameworks in sorted(needed.items()):
+            where = "project" if name in stored_names else "server" if os.environ.get(name) else None
+            framework_keys.append({"name": name, "frameworks": frameworks, "set": where})
+    response = render(
+        request,
+        "settings.html",
+        status_code=status_code,
+        section="projects",
+        project=found,
+        role=role.value,
+        is_admin=is_admin,
+        can_keys=can_keys,
+        can_create_key=can_keys and me.kind == "user",
+        key_roles=[r.value for r in Role if role.allows(r)],
+        roles=[r.value for r in Role],
+        members=await platform.accounts.bindings(project),
+        keys=keys,
+        secrets=stored,
+        framework_keys=framework_keys,
+        frameworks=registry.infos(),
+        defaults=found.spec.defaults,
+        new_key=new_key,
+        flash=DONE.get(done or ""),
+        errors=errors or {},
+        form=form or {},
+        when=when,
+        me_name=me.name,
+    )
+    # The page may hold a key's secret once; no cache may keep it.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/projects/{project}/settings")
+@page
+async def settings(
+    request: Request,
+    project: str,
+    platform: PlatformDep,
+    me: Identity = Who,
+    done: str | None = Query(None),
+    key: str | None = Query(None),
+) -> Response:
+    role = await project_role(platform, me, project, Role.VIEW)
+    return await _settings(request, platform, me, project, role=role, new_key=_take_secret(me, project, key), done=done)
+
+
+# Members: the API's bind and unbind, which keep a project's last admin.
+
+
+async def _bind(
+    request: Request,
+    platform: Platform,
+    me: Identity,
+    project: str,
+    form: dict[str, str],
+    error_key: str,
+    done: str,
+) -> Response:
+    role = await project_role(platform, me, project, Role.ADMIN)
+    try:
+        body = access.BindingIn.model_validate(
+            {"subjectType": form["subject_type"], "subjectName": form["subject_name"].strip(), "role": form["role"]}
+        )
+        await access.bind(project, body, request, platform, me)
+    except ValidationError as exc:
+        errors = {error_key: _message(exc)}
+        return await _settings(request, platform, me, project, role=role, status_code=422, errors=errors, form=form)
+    except INLINE as exc:
+        errors = {error_key: exc.detail}
+        return await _settings(
+            request, platform, me, project, role=role, status_code=exc.status, errors=errors, form=form
+        )
+    return _back(project, "members", done)
+
+
+@router.post("/projects/{project}/settings/members")
+@page
+async def add_member(
+    request: Request,
+    project: str,
+    platform: PlatformDep,
+    me: Identity = Who,
+    subject_type: str = Form("user"),
+    subject_name: str = Form(""),
+    role: str = Form("view"),
+) -> Response:
+    form = {"subject_type": subject_type, "subject_name": subject_name, "role": role}
+    return await _bind(request, platform, me, project, form, "member", "member-added")
+
+
+@router.post("/projects/{project}/settings/members/role")
+@page
+async def change_member(
+    request: Request,
+    project: str,
+    platform: PlatformDep,
+    me: Identity = Who,
+    subject_type: str = Form("user"),
+    subject_name: str = Form(""),
+    role: str = Form("view"),
+) -> Response:
+    form = {"subject_type": subject_type, "subject_name": subject_name, "role": role}
+    return await _bind(request, platform, me, project, form, f"member:{subject_type}/{subject_name}", "member-saved")
+
+
+@router.post("/projects/{project}/settings/members/remove")
+@page
+async def remove_member(
+    request: Request,
+    project: str,
+    platform: PlatformDep,
+    me: Identity = Who,
+    subject_type: str = Form("user"),
+    subject_name: str = Form(""),
+) -> Response:
+    role = await project_role(platform, me, project, Role.ADMIN)
+    if subject_type not in ("user", "group"):
+        raise InvalidInput("subject type must be user or group")
+    kind: Literal["user", "group"] = "user" if subject_type == "user" else "group"
+    try:
+        await access.unbind(project, kind, subject_name, request, platform, me)
+    except (*INLINE, NotFound) as exc:
+        errors = {f"member:{subject_type}/{subject_name}": exc.detail}
+        return await _settings(request, platform, me, project, role=role, status_code=exc.status, errors=errors)
+    return _back(project, "members", "member-removed")
+
+
+# Access keys: the API's create and revoke, which cap a key's role at its maker's.
+
+
+@router.post("/projects/{project}/settings/keys")
+@page
+async def create_key(
+    request: Request,
+    project: str,
+    platform: PlatformDep,
+    me: Identity = Who,
+    name: str = Form(""),
+    role: str = Form("view"),
+    expires_in_days: str = Form(""),
+) -> Response:
+    mine = await project_role(platform, me, project, Role.EDIT)
+    form = {"key_name": name, "key_role": role, "expires_in_days": expires_in_days}
+    try:
+        body = access.KeyIn.model_validate(
+            {"name": name.strip(), "role": role, "expiresInDays": expires_in_days.strip() or None}
+        )
+        created = await access.create_key(project, body, request, platform, me)
+    except ValidationError as exc:
+        errors = {"key": _message(exc)}
+        return await _settings(request, platform, me, project, role=mine, status_code=422, errors=errors, form=form)
+    except INLINE as exc:
+        errors = {"key": exc.detail}
+        return await _settings(
+            request, platform, me, project, role=mine, status_code=exc.status, errors=errors, form=form
+        )
+    handle = _hold_secret(me, project, str(created["name"]), str(created["token"]))
+    return _back(project, "keys", key=handle)
+
+
+@router.post("/projects/{project}/settings/keys/{key_id}/revoke")
+@page
+async def revoke_key(
+    request: Request, project: str, key_id: str, platform: PlatformDep, me: Identity = Who
+) -> Response:
+    await project_role(platform, me, project, Role.EDIT)
+    await access.revoke_key(key_id, project, request, platform, me)
+    return _back(project, "keys", "key-revoked")
+
+
+# Secrets: the API's write and delete; values go in and never come back out.
+
+
+@router.post("/projects/{project}/settings/secrets")
+@page
+async def save_secret(
+    request: Request,
+    project: str,
+    platform: PlatformDep,
+    me: Identity = Who,
+    name: str = Form(""),
+    value: str = Form(""),
+) -> Response:
+    role = await project_role(platform, me, project, Role.ADMIN)
+    form = {"secret_name": name}  # never the value: it must not come back in the page
+    name = name.strip()
+    try:
+        if not secrets_api.NAME.match(name):
+            raise InvalidInput(f"secret name {name!r} must be upper-case letters, digits and '_', e.g. GIT_TOKEN")
+        body = secrets_api.SecretIn.model_validate({"value": value})
+        await secrets_api.put_secret(project, body, request, platform, name)
+    except ValidationError:
+        errors = {"secret": "value: enter a value of at most 64,000 characters"}
+        return await _settings(request, platform, me, project, role=role, status_code=422, errors=errors, form=form)
+    except INLINE as exc:
+        errors = {"secret": exc.detail}
+        return await _settings(
+            request, platform, me, project, role=role, status_code=exc.status, errors=errors, form=form
+        )
+    return _back(project, "secrets", "secret-saved")
+
+
+@router.post("/projects/{project}/settings/secrets/{name}/delete")
+@page
+async def delete_secret(
+    request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who
+) -> Response:
+    await project_role(platform, me, project, Role.ADMIN)
+    if not secrets_api.NAME.match(name):
+        raise NotFound(f"no secret {name!r} in project {project!r}")
+    await secrets_api.delete_secret(project, request, platform, name)
+    return _back(project, "secrets", "secret-deleted")
+
+
+# Defaults: the API's merge patch, checked against the agent registry.
+
+
+@router.post("/projects/{project}/settings/defaults")
+@page
+async def save_defaults(
+    request: Request,
+    project: str,
+    platform: PlatformDep,
+    me: Identity = Who,
+    framework: str = Form(""),
+    model: str = Form(""),
+    timeout_seconds: str = Form(""),
+) -> Response:
+    role = await project_role(platform, me, project, Role.ADMIN)
+    form = {"framework": framework, "model": model, "timeout": timeout_seconds}
+    values: dict[str, Any] = {
+        "framework": framework.strip() or None,
+        "model": model.strip() or None,
+        "timeout": timeout_seconds.strip() or None,
+    }
+    try:
+        await update_project(request, platform, me, project, ProjectPatch.model_validate({"defaults": values}))
+    except ValidationError as exc:
+        errors = {"defaults": _message(exc).removeprefix("defaults.")}
+        return await _settings(request, platform, me, project, role=role, status_code=422, errors=errors, form=form)
+    except INLINE as exc:
+        errors = {"defaults": exc.detail}
+        return await _settings(
+            request, platform, me, project, role=role, status_code=exc.status, errors=errors, form=form
+        )
+    return _back(project, "defaults", "defaults-saved")
