@@ -124,4 +124,17 @@ async def measure(server: Server, requests: int = 60) -> tuple[list[Summary], di
                 response.raise_for_status()
             rows.append(summarize(f"UI: {label}", samples))
             figures[f"{label} bytes"] = len(first.content)
+        rows.append(summarize("UI: project sessions, right after a change", await _after_changes(http, requests // 3)))
     return rows, figures
+
+
+async def _after_changes(http: httpx.AsyncClient, count: int) -> list[float]:
+    """The sessions page when the store has just changed, so its cached listing must be read again."""
+    loop = asyncio.get_running_loop()
+    samples = []
+    for i in range(count):
+        (await http.patch(f"/api/projects/{PROJECT}", json={"description": f"change {i}"})).raise_for_status()
+        began = loop.time()
+        (await http.get(f"/projects/{PROJECT}")).raise_for_status()
+        samples.append((loop.time() - began) * 1000)
+    return samples
