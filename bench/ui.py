@@ -112,7 +112,9 @@ async def measure(server: Server, requests: int = 60) -> tuple[list[Summary], di
     headers = {"Authorization": f"Bearer {server.token}"}
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as http:
         for label, path in pages.items():
+            began = asyncio.get_running_loop().time()
             first = await http.get(path)
+            figures[f"{label} first render ms"] = round((asyncio.get_running_loop().time() - began) * 1000, 1)
             if first.status_code != 200:
                 figures[f"{label} status"] = first.status_code
                 continue
@@ -124,12 +126,13 @@ async def measure(server: Server, requests: int = 60) -> tuple[list[Summary], di
                 response.raise_for_status()
             rows.append(summarize(f"UI: {label}", samples))
             figures[f"{label} bytes"] = len(first.content)
-        rows.append(summarize("UI: project sessions, right after a change", await _after_changes(http, requests // 3)))
+        changed = await _after_changes(http, requests // 3)
+        rows.append(summarize("UI: project sessions, right after a store change", changed))
     return rows, figures
 
 
 async def _after_changes(http: httpx.AsyncClient, count: int) -> list[float]:
-    """The sessions page when the store has just changed, so its cached listing must be read again."""
+    """The sessions page when the store has just changed, so its cached listing must be brought up to date."""
     loop = asyncio.get_running_loop()
     samples = []
     for i in range(count):

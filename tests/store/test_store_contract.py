@@ -604,3 +604,15 @@ async def test_current_version_moves_with_every_write_and_matches_lists(store: R
     assert after_create == created.metadata.resource_version
     await store.delete(AgenticSession, "versioned", project)
     assert await store.current_version() not in (before, after_create)
+
+
+async def test_versions_name_every_object_with_its_resource_version(store: ResourceStore, project: str) -> None:
+    assert await store.versions(AgenticSession, project) == {}
+    first = await store.create(session("one", project))
+    second = await store.create(session("two", project))
+    assert await store.versions(AgenticSession, project) == {
+        "one": first.metadata.resource_version,
+        "two": second.metadata.resource_version,
+    }
+    await store.delete(AgenticSession, "one", project)
+    assert set(await store.versions(AgenticSession, project)) == {"two"}

@@ -38,6 +38,10 @@ class ResourceStore(Protocol):
 
     async def get(self, kind: type[R], name: str, namespace: str | None = None) -> R: ...
 
+    async def versions(self, kind: type[R], namespace: str | None = None) -> dict[str, str]:
+        """Name → resourceVersion of every object of a kind: what changed since a cached listing, cheaply."""
+        ...
+
     async def current_version(self) -> str:
         """The store's latest resourceVersion, cheaply: a cache of a listing is fresh while it is unchanged."""
         ...

@@ -112,6 +112,13 @@ class SqliteStore:
             raise NotFound(f"{_describe(kind, name, ns)} not found")
         return kind.model_validate(body)
 
+    async def versions(self, kind: type[R], namespace: str | None = None) -> dict[str, str]:
+        query = select(resources.c.name, resources.c.resource_version).where(resources.c.kind == kind.KIND)
+        if namespace is not None and kind.NAMESPACED:
+            query = query.where(resources.c.namespace == namespace)
+        async with self._db.read() as conn:
+            return {name: str(rv) for name, rv in await conn.execute(query)}
+
     async def current_version(self) -> str:
         async with self._db.read() as conn:
             return str((await conn.execute(select(func.max(changes.c.rv)))).scalar() or 0)

@@ -28,9 +28,10 @@ from vteam.api.problems import validation_errors
 from vteam.api.schemas import parse_session_body
 from vteam.api.sessions import available_secrets
 from vteam.auth import Identity, Role
-from vteam.errors import InvalidInput, VteamError
+from vteam.errors import InvalidInput, NotFound, VteamError
 from vteam.resources import CREATED_BY, AgenticSession, Phase, Project, SessionSpec
 from vteam.resources.session import DEFAULT_TIMEOUT
+from vteam.store import selectors
 from vteam.web.pages import Who, page, project_role, render
 
 router = APIRouter(include_in_schema=False)
@@ -192,25 +193,57 @@ def _matches(session: AgenticSession, where: Filters) -> bool:
     return True
 
 
-_LISTINGS: dict[tuple[int, str, str | None], tuple[str, list[AgenticSession]]] = {}
-"""The last listing per project (and label selector), newest first, with the store version it was read at."""
+@dataclass
+class _Listing:
+    version: str
+    sessions: dict[str, AgenticSession]
+    newest: list[AgenticSession]
+
+
+_LISTINGS: dict[tuple[int, str], _Listing] = {}
+"""Per project, its sessions as last read, newest first, and the store version they were read at."""
 
 
 async def _newest_first(platform: Platform, project: str, label: str | None) -> list[AgenticSession]:
-    """The project's sessions, newest first: read again only when the store has changed since the last read,
-    so the table's live refresh of a quiet project costs one tiny query instead of a full list."""
-    key = (id(platform.store), project, label)
-    version = await platform.store.current_version()
+    """The project's sessions, newest first. The first call lists them all; later ones read only what
+    changed (one query of names and versions, then a get per changed session), so the table's live
+    refresh stays cheap however many sessions the project holds."""
+    matches = selectors.parse(label)
+    store = platform.store
+    key = (id(store), project)
     cached = _LISTINGS.get(key)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    listing = await platform.store.list(AgenticSession, project, label_selector=label)
-    epoch = datetime.min.replace(tzinfo=UTC)
-    newest = sorted(listing.items, key=lambda s: (s.metadata.creation_timestamp or epoch, s.name), reverse=True)
-    if len(_LISTINGS) >= 64:
+    version = await store.current_version()
+    if cached is None:
+        listing = await store.list(AgenticSession, project)
+        cached = _Listing(listing.resource_version, {s.name: s for s in listing.items}, [])
+        cached.newest = _sorted(cached.sessions)
+    elif cached.version != version:
+        current = await store.versions(AgenticSession, project)
+        changed = False
+        for name in list(cached.sessions):
+            if name not in current:
+                del cached.sessions[name]
+                changed = True
+        for name, rv in current.items():
+            held = cached.sessions.get(name)
+            if held is None or held.metadata.resource_version != rv:
+                try:
+                    cached.sessions[name] = await store.get(AgenticSession, name, project)
+                except NotFound:
+                    cached.sessions.pop(name, None)
+                changed = True
+        if changed:
+            cached.newest = _sorted(cached.sessions)
+        cached.version = version
+    if len(_LISTINGS) >= 64 and key not in _LISTINGS:
         _LISTINGS.pop(next(iter(_LISTINGS)))
-    _LISTINGS[key] = (listing.resource_version, newest)
-    return newest
+    _LISTINGS[key] = cached
+    return [s for s in cached.newest if matches(s.metadata.labels)]
+
+
+def _sorted(sessions: dict[str, AgenticSession]) -> list[AgenticSession]:
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return sorted(sessions.values(), key=lambda s: (s.metadata.creation_timestamp or epoch, s.name), reverse=True)
 
 
 async def load_table(platform: Platform, project: str, where: Filters) -> Table:
