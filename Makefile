@@ -26,7 +26,7 @@ TESTDATA := .testdata
 OCTOKIT_OPENAPI_VERSION := 23.0.2
 OCTOKIT_OPENAPI_STAMP := $(TESTDATA)/.octokit-openapi-$(OCTOKIT_OPENAPI_VERSION)
 
-.PHONY: run test lint typecheck bench setup system clean
+.PHONY: run test lint typecheck bench setup system clean manifests
 
 # Debian packages the platform needs at run time (git); installed when missing.
 SYSTEM_NEEDS := git
@@ -107,6 +107,13 @@ test: lint typecheck $(OCTOKIT_OPENAPI_STAMP) ## lint, type-check, then every te
 
 bench: setup ## measure API, event and start latency; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json
+
+# CRDs from the resource models, then each overlay rendered to one file (committed; a test checks both).
+OVERLAYS := dev openshift
+manifests: $(STAMP) ## regenerate deploy/crds from the models and deploy/rendered from the overlays
+	$(BIN)/python -m vteam.resources.crds deploy/crds
+	@mkdir -p deploy/rendered
+	for overlay in $(OVERLAYS); do kubectl kustomize deploy/overlays/$$overlay > deploy/rendered/$$overlay.yaml || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(AGENTS) $(TESTDATA) $(WEB) .vteam .pytest_cache .mypy_cache .ruff_cache test-artifacts

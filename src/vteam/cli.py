@@ -73,7 +73,8 @@ def up(
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8080; 0 picks one).")] = None,
     home: Annotated[Path | None, typer.Option(help="Data folder (default $VTEAM_HOME or ./.vteam).")] = None,
 ) -> None:
-    """Run the embedded platform: API, controller and local runners, in one process."""
+    """Run the platform: API and web UI, with local runners (embedded mode) or, with VTEAM_MODE=cluster, as the
+    backend of a Kubernetes deployment whose operator runs sessions as Jobs."""
     import uvicorn
 
     from vteam import logs
@@ -130,6 +131,45 @@ def runner() -> None:
     from vteam.runner.main import main as runner_main
 
     runner_main()
+
+
+@app.command()
+def operator(
+    namespace: Annotated[
+        list[str], typer.Option("--namespace", "-n", help="Serve only this namespace; repeat for more (default: all).")
+    ] = [],  # noqa: B006
+    peering: Annotated[str, typer.Option(help="kopf peering object the replicas share; one of them acts.")] = "vteam",
+    standalone: Annotated[bool, typer.Option("--standalone", help="Act without peering (a single replica).")] = False,
+    priority: Annotated[
+        int | None, typer.Option(help="Peering priority; the highest live one acts (default: random per start).")
+    ] = None,
+    liveness: Annotated[
+        str | None, typer.Option(help="Serve a liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz.")
+    ] = None,
+) -> None:
+    """Run the cluster-mode operator: each session's runner as a Kubernetes Job (reads VTEAM_* settings)."""
+    from vteam import logs
+    from vteam.controller.operator import run
+    from vteam.errors import VteamError
+    from vteam.settings import Settings
+
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(
+            run(
+                settings,
+                namespaces=namespace,
+                peering=peering,
+                standalone=standalone,
+                priority=priority,
+                liveness=liveness,
+            )
+        )
+    except VteamError as exc:
+        fail(exc.detail)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @project_app.command("create")

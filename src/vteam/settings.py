@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         description="Take the identity from an OAuth proxy's X-Forwarded-User/-Groups headers "
         "(only behind a proxy that sets them, as on OpenShift).",
     )
+    trusted_proxies: str = Field(
+        "127.0.0.1,::1",
+        description="Addresses (comma-separated) whose forwarded identity headers are believed, with "
+        "`trust_proxy_headers`; from any other address they are dropped.",
+    )
     admin_groups: str = Field(
         "vteam-admins", description="Groups (comma-separated) whose members are platform admins, via the proxy."
     )
@@ -101,6 +106,45 @@ class Settings(BaseSettings):
     forge_fork_wait_seconds: float = Field(60.0, gt=0, description="Longest wait for a new fork to become ready.")
     web_modules: Path | None = Field(
         None, description="node_modules holding the web UI's htmx; default: .web/node_modules beside the source."
+    )
+    mode: Literal["embedded", "cluster"] = Field(
+        "embedded",
+        description="`embedded`: SQLite and local runner processes on one machine; `cluster`: custom resources, "
+        "Jobs and an S3 event log on Kubernetes.",
+    )
+    kubeconfig: Path | None = Field(
+        None, description="Cluster mode: kubeconfig file; default: the pod's service account, else ~/.kube/config."
+    )
+    namespace: str = Field("vteam", description="Cluster mode: the namespace vTeam's own backend and operator run in.")
+    runner_image: str = Field("vteam:0.1.0", description="Cluster mode: the image of runner Jobs.")
+    runner_service_account: str = Field(
+        "vteam-runner", description="Cluster mode: the service account runner pods run as (it needs no API rights)."
+    )
+    runner_cpu_request: str = Field(
+        "250m", description="Cluster mode: a runner's CPU request unless its project sets one."
+    )
+    runner_memory_request: str = Field("512Mi", description="Cluster mode: a runner's memory request (default).")
+    runner_cpu_limit: str = Field("2", description="Cluster mode: a runner's CPU limit unless its project sets one.")
+    runner_memory_limit: str = Field("4Gi", description="Cluster mode: a runner's memory limit (default).")
+    job_ttl_seconds: int = Field(
+        3600, ge=0, description="Cluster mode: how long a finished runner Job (and its logs) stays before cleanup."
+    )
+    access_cache_seconds: float = Field(
+        10.0, ge=0, description="Cluster mode: how long an access review's answer is reused for the same caller."
+    )
+    s3_bucket: str | None = Field(None, description="Cluster mode: the bucket of the event log.")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket, for sharing one bucket.")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, say); default: AWS S3.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="S3 access key; default: the AWS credential chain (environment, pod identity)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key, with `s3_access_key_id`.")
+    event_hot_events: int = Field(
+        2000, ge=0, description="Recent events per session kept in memory, so live readers need no object reads."
+    )
+    event_retention_days: int | None = Field(
+        None, ge=1, description="Delete a session's S3 events this many days after they were written; unset: keep."
     )
     log_format: Literal["text", "json"] = Field("text", description="`json` for structured logs.")
     log_level: str = Field("INFO", description="Root log level.")

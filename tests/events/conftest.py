@@ -1,4 +1,4 @@
-"""Event fixtures: a real SQLite event log in a temp file, and an in-process hub."""
+"""Event fixtures: the event log on a real SQLite file and on S3 (moto's server), and an in-process hub."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.moto_s3 import moto_endpoint, s3_bucket, s3_client  # noqa: F401 - fixtures
 from tests.support.tasks import no_leftover_tasks  # noqa: F401 - autouse fixture
 from vteam.db import Database, open_database
-from vteam.events import Hub
+from vteam.events import EventLog, Hub
+from vteam.events.s3 import S3EventLog
 from vteam.events.sqlite import SqliteEventLog
 
 
@@ -20,9 +22,17 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.close()
 
 
-@pytest.fixture
-def log(db: Database) -> SqliteEventLog:
-    return SqliteEventLog(db)
+async def anywhere(uid: str) -> tuple[str, str]:
+    """The platform's answer when every uid is a session: one project, a name per uid."""
+    return "demo", f"session-{uid}"
+
+
+@pytest.fixture(params=["sqlite", "s3"])
+def log(request: pytest.FixtureRequest) -> EventLog:
+    if request.param == "sqlite":
+        return SqliteEventLog(request.getfixturevalue("db"))
+    endpoint = request.getfixturevalue("moto_endpoint")
+    return S3EventLog(s3_client(endpoint), bucket=request.getfixturevalue("s3_bucket"), locate=anywhere)
 
 
 @pytest.fixture

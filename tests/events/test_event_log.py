@@ -1,10 +1,9 @@
-"""SqliteEventLog: durable, ordered, duplicate-free events per session, on a real SQLite file."""
+"""The EventLog contract: durable, ordered, duplicate-free events per session, on SQLite and on S3."""
 
 from __future__ import annotations
 
 from tests.events.envelopes import runner_event, runner_events
-from vteam.events import Envelope
-from vteam.events.sqlite import SqliteEventLog
+from vteam.events import Envelope, EventLog
 
 UID = "11111111-1111-1111-1111-111111111111"
 OTHER = "22222222-2222-2222-2222-222222222222"
@@ -14,7 +13,7 @@ def deltas(envelopes: list[Envelope]) -> list[str]:
     return [env.data["delta"] for env in envelopes]
 
 
-async def test_append_runner_assigns_log_seqs_in_order_and_keeps_data(log: SqliteEventLog) -> None:
+async def test_append_runner_assigns_log_seqs_in_order_and_keeps_data(log: EventLog) -> None:
     sent = runner_events(range(1, 4))
 
     stored = await log.append_runner(UID, sent)
@@ -24,14 +23,14 @@ async def test_append_runner_assigns_log_seqs_in_order_and_keeps_data(log: Sqlit
     assert await log.read(UID) == stored
 
 
-async def test_log_seqs_start_at_one_whatever_the_runner_numbers(log: SqliteEventLog) -> None:
+async def test_log_seqs_start_at_one_whatever_the_runner_numbers(log: EventLog) -> None:
     stored = await log.append_runner(UID, runner_events([41, 42, 50]))
 
     assert [env.seq for env in stored] == [1, 2, 3]
     assert deltas(await log.read(UID)) == ["chunk 41", "chunk 42", "chunk 50"]
 
 
-async def test_append_runner_one_at_a_time_continues_the_sequence(log: SqliteEventLog) -> None:
+async def test_append_runner_one_at_a_time_continues_the_sequence(log: EventLog) -> None:
     for seq in range(1, 6):
         await log.append_runner(UID, [runner_event(seq)])
 
@@ -41,7 +40,7 @@ async def test_append_runner_one_at_a_time_continues_the_sequence(log: SqliteEve
     assert deltas(read) == [f"chunk {seq}" for seq in range(1, 6)]
 
 
-async def test_resend_of_held_runner_seqs_stores_nothing(log: SqliteEventLog) -> None:
+async def test_resend_of_held_runner_seqs_stores_nothing(log: EventLog) -> None:
     await log.append_runner(UID, runner_events(range(1, 4)))
     before = await log.read(UID)
 
@@ -53,7 +52,7 @@ async def test_resend_of_held_runner_seqs_stores_nothing(log: SqliteEventLog) ->
     assert await log.read(UID) == before
 
 
-async def test_resend_overlapping_old_and_new_stores_only_the_new(log: SqliteEventLog) -> None:
+async def test_resend_overlapping_old_and_new_stores_only_the_new(log: EventLog) -> None:
     await log.append_runner(UID, runner_events(range(1, 4)))
 
     stored = await log.append_runner(UID, runner_events(range(2, 6)))
@@ -65,7 +64,7 @@ async def test_resend_overlapping_old_and_new_stores_only_the_new(log: SqliteEve
     assert deltas(read) == [f"chunk {seq}" for seq in range(1, 6)]
 
 
-async def test_server_events_interleave_with_runner_events(log: SqliteEventLog) -> None:
+async def test_server_events_interleave_with_runner_events(log: EventLog) -> None:
     await log.append_runner(UID, runner_events([1, 2]))
     creating = await log.append(UID, "vteam.phase", {"value": {"phase": "Running"}})
     later = await log.append_runner(UID, runner_events([3, 4]))
@@ -88,7 +87,7 @@ async def test_server_events_interleave_with_runner_events(log: SqliteEventLog) 
     assert read[5].data == {"value": {"phase": "Completed", "final": True}}
 
 
-async def test_resend_after_server_event_is_still_recognised(log: SqliteEventLog) -> None:
+async def test_resend_after_server_event_is_still_recognised(log: EventLog) -> None:
     # The server's own event takes log seq 3; the runner's seq 3 is still new, and seq 2 still old.
     await log.append_runner(UID, runner_events([1, 2]))
     await log.append(UID, "vteam.phase", {"value": {"phase": "Running"}})
@@ -99,7 +98,7 @@ async def test_resend_after_server_event_is_still_recognised(log: SqliteEventLog
     assert len(await log.read(UID)) == 4
 
 
-async def test_read_pages_with_after_and_limit(log: SqliteEventLog) -> None:
+async def test_read_pages_with_after_and_limit(log: EventLog) -> None:
     await log.append_runner(UID, runner_events(range(1, 11)))
 
     assert [env.seq for env in await log.read(UID, after=0, limit=4)] == [1, 2, 3, 4]
@@ -109,7 +108,7 @@ async def test_read_pages_with_after_and_limit(log: SqliteEventLog) -> None:
     assert [env.seq for env in await log.read(UID, after=7)] == [8, 9, 10]
 
 
-async def test_paging_through_the_log_returns_each_event_once(log: SqliteEventLog) -> None:
+async def test_paging_through_the_log_returns_each_event_once(log: EventLog) -> None:
     await log.append_runner(UID, runner_events(range(1, 24)))
     seen: list[int] = []
     after = 0
@@ -120,12 +119,12 @@ async def test_paging_through_the_log_returns_each_event_once(log: SqliteEventLo
     assert seen == list(range(1, 24))
 
 
-async def test_read_of_unknown_session_is_empty(log: SqliteEventLog) -> None:
+async def test_read_of_unknown_session_is_empty(log: EventLog) -> None:
     assert await log.read("no-such-session") == []
     assert await log.last_runner_seq("no-such-session") == 0
 
 
-async def test_last_runner_seq_reports_the_runners_seq_not_the_logs(log: SqliteEventLog) -> None:
+async def test_last_runner_seq_reports_the_runners_seq_not_the_logs(log: EventLog) -> None:
     await log.append_runner(UID, runner_events([5, 6, 7]))
     await log.append(UID, "vteam.phase", {"value": {"phase": "Running"}})
     await log.append(UID, "vteam.log", {"value": {"line": "cloning"}})
@@ -134,20 +133,20 @@ async def test_last_runner_seq_reports_the_runners_seq_not_the_logs(log: SqliteE
     assert [env.seq for env in await log.read(UID)] == [1, 2, 3, 4, 5]
 
 
-async def test_last_runner_seq_is_zero_with_only_server_events(log: SqliteEventLog) -> None:
+async def test_last_runner_seq_is_zero_with_only_server_events(log: EventLog) -> None:
     await log.append(UID, "vteam.phase", {"value": {"phase": "Creating"}})
 
     assert await log.last_runner_seq(UID) == 0
 
 
-async def test_last_runner_seq_ignores_a_resend(log: SqliteEventLog) -> None:
+async def test_last_runner_seq_ignores_a_resend(log: EventLog) -> None:
     await log.append_runner(UID, runner_events([1, 2, 3]))
     await log.append_runner(UID, runner_events([1, 2]))
 
     assert await log.last_runner_seq(UID) == 3
 
 
-async def test_sessions_are_isolated_by_uid(log: SqliteEventLog) -> None:
+async def test_sessions_are_isolated_by_uid(log: EventLog) -> None:
     await log.append_runner(UID, runner_events([1, 2, 3]))
     await log.append(UID, "vteam.phase", {"value": {"phase": "Running"}})
 
@@ -161,7 +160,7 @@ async def test_sessions_are_isolated_by_uid(log: SqliteEventLog) -> None:
     assert (await log.append(OTHER, "vteam.phase", {"value": {}})).seq == 3
 
 
-async def test_delete_removes_only_that_sessions_events(log: SqliteEventLog) -> None:
+async def test_delete_removes_only_that_sessions_events(log: EventLog) -> None:
     await log.append_runner(UID, runner_events([1, 2, 3]))
     await log.append(UID, "vteam.phase", {"value": {"phase": "Running"}})
     kept = await log.append_runner(OTHER, runner_events([1, 2]))

@@ -218,6 +218,19 @@ def test_a_trusted_proxy_names_the_user_and_groups(tmp_path: Path) -> None:
         server.close()
 
 
+def test_forwarded_headers_count_only_from_the_proxys_own_address(tmp_path: Path) -> None:
+    """A runner pod or anything else that reaches the backend directly cannot claim to be someone."""
+    env = {"VTEAM_TRUST_PROXY_HEADERS": "true", "VTEAM_ADMIN_GROUPS": "ops", "VTEAM_TRUSTED_PROXIES": "10.1.2.3"}
+    server = Server(tmp_path / "home", env=env)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url) as direct:
+            spoof = {"X-Forwarded-User": "olga", "X-Forwarded-Groups": "ops", "X-Forwarded-Access-Token": "t"}
+            _problem(direct.get("/api/me", headers=spoof), 401)
+    finally:
+        server.close()
+
+
 def test_forwarded_headers_are_ignored_unless_the_proxy_is_trusted(server: Server) -> None:
     with httpx.Client(base_url=server.url) as spoofing:
         _problem(spoofing.get("/api/me", headers={"X-Forwarded-User": "admin", "X-Forwarded-Groups": "ops"}), 401)

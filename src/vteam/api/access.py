@@ -61,6 +61,10 @@ async def bind(
     """Give a user or group a role in the project (replacing the one they had)."""
     await platform.store.get(Project, project)
     await _keep_an_admin(platform, project, body.subject_type, body.subject_name, body.role)
+    if platform.cluster is not None:
+        await platform.cluster.grant(
+            project, body.subject_type, body.subject_name, body.role, token=caller.access_token
+        )
     binding = await platform.accounts.bind(
         project, body.subject_type, body.subject_name, body.role, created_by=caller.name
     )
@@ -80,6 +84,8 @@ async def unbind(
 ) -> Response:
     await platform.store.get(Project, project)
     await _keep_an_admin(platform, project, subject_type, subject_name, None)
+    if platform.cluster is not None:
+        await platform.cluster.revoke(project, subject_type, subject_name, token=caller.access_token)
     await platform.accounts.unbind(project, subject_type, subject_name)
     await _audit(request, platform, caller, project, "role.unbind", f"{subject_type}/{subject_name}")
     return Response(status_code=204)

@@ -35,6 +35,8 @@ async def role_in(platform: Platform, identity: Identity, project: str) -> Role 
         return identity.role if identity.project == project else None
     if identity.kind != "user":
         return None
+    if platform.cluster is not None and identity.access_token:
+        return await platform.cluster.access.role_of(identity.access_token, project)
     return await platform.accounts.role_of(project, identity.name, identity.groups)
 
 

@@ -41,7 +41,34 @@ def install(app: FastAPI, settings: Settings) -> None:
             WriteRateLimit, per_minute=settings.write_rate_per_minute, trust_proxy=settings.trust_proxy_headers
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    trusted = {a.strip() for a in settings.trusted_proxies.split(",") if a.strip()}
+    app.add_middleware(ProxyHeaders, trusted=trusted if settings.trust_proxy_headers else set())
     app.add_middleware(RequestId)
+
+
+IDENTITY_HEADERS = frozenset(
+    {b"x-forwarded-user", b"x-forwarded-groups", b"x-forwarded-access-token", b"x-forwarded-email"}
+)
+
+
+class ProxyHeaders:
+    """Drop the forwarded identity headers unless they come from a trusted proxy's address.
+
+    Behind an OAuth proxy sidecar the proxy reaches the backend over loopback, while runner pods and anything
+    else in the cluster reach it through its Service: only the proxy may say who a caller is.
+    """
+
+    def __init__(self, app: ASGIApp, *, trusted: set[str]) -> None:
+        self.app = app
+        self.trusted = trusted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            if not client or client[0] not in self.trusted:
+                scope = dict(scope)
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() not in IDENTITY_HEADERS]
+        await self.app(scope, receive, send)
 
 
 class RequestId:

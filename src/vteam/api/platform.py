@@ -8,10 +8,11 @@ import logging
 import os
 import pwd
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from vteam.auth import (
     ADMIN_USER,
@@ -19,6 +20,7 @@ from vteam.auth import (
     AuditLog,
     Authenticator,
     EmbeddedAuthenticator,
+    Identity,
     RunnerTokens,
     Vault,
     keys,
@@ -35,6 +37,19 @@ from vteam.forges import PROJECT_TOKEN, Forges, project_scope
 from vteam.settings import Settings
 from vteam.store import ResourceStore, SqliteStore
 
+if TYPE_CHECKING:
+    from vteam.api.cluster import Cluster
+
+
+class SessionLife(Protocol):
+    """What the API asks of whatever drives sessions: the embedded controller, or cluster mode's phase relay."""
+
+    def enqueue(self, key: tuple[str, str]) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
 
 @dataclass
 class Platform:
@@ -45,7 +60,7 @@ class Platform:
     hub: Hub
     tokens: RunnerTokens
     authenticator: Authenticator
-    controller: Controller
+    controller: SessionLife
     vault: Vault
     forges: Forges
     accounts: Accounts
@@ -55,17 +70,25 @@ class Platform:
     ready: bool = field(default=False)
     first_login: str | None = None
     """The one-time login link's token when this start created the first admin, to be shown once."""
+    cluster: Cluster | None = None
+    """Cluster mode's Kubernetes clients, access reviews and per-user stores; None in the embedded mode."""
+
+    async def store_for(self, identity: Identity) -> ResourceStore:
+        """The store as the caller: in cluster mode with their own Kubernetes token, so RBAC has the last word;
+        the platform's own store for everyone else (runners, vTeam's own tokens, the embedded mode)."""
+        if self.cluster is not None and identity.access_token:
+            return await self.cluster.user_stores.get(identity.access_token)
+        return self.store
 
     @classmethod
     async def open(cls, settings: Settings) -> Platform:
         settings.home.mkdir(parents=True, exist_ok=True)
-        runner_user = await _runner_user(settings)
+        cluster_mode = settings.mode == "cluster"
+        runner_user = None if cluster_mode else await _runner_user(settings)
         # A runner user must cross the home to reach its workspace; it lists nothing and every file is 0600.
         settings.home.chmod(0o700 if runner_user is None else 0o711)
         home_lock = _lock_home(settings.home)
         db = await open_database(settings.database_path, synchronous=settings.sqlite_synchronous)
-        store = SqliteStore(db)
-        events = SqliteEventLog(db)
         hub = Hub()
         key = load_or_create(settings.key_path)
         tokens = RunnerTokens(key)
@@ -73,19 +96,6 @@ class Platform:
         # which encrypted secrets before the vault had a key of its own.
         previous = keys.read_all(vault_previous(settings))
         vault = Vault(db, [keys.load_or_create(settings.vault_key_path), *previous, key])
-        runner_env = {
-            "VTEAM_GIT_USERNAME": settings.git_username,
-            "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,
-            "VTEAM_GIT_AUTHOR_EMAIL": settings.git_author_email,
-            "VTEAM_IDLE_TIMEOUT_SECONDS": str(settings.idle_timeout_seconds),
-            "VTEAM_STALL_TIMEOUT_SECONDS": str(settings.stall_timeout_seconds),
-        }
-        if settings.git_token_hosts:
-            runner_env["VTEAM_GIT_TOKEN_HOSTS"] = settings.git_token_hosts
-        if settings.git_ssh_key_file is not None:
-            runner_env["VTEAM_GIT_SSH_KEY_FILE"] = str(settings.git_ssh_key_file.resolve())
-        if settings.git_token is not None:
-            runner_env["VTEAM_GIT_TOKEN"] = settings.git_token.get_secret_value()
         accounts = Accounts(db)
         first_login = await _first_admin(accounts, settings)
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
@@ -97,27 +107,19 @@ class Platform:
             admin_groups=tuple(g.strip() for g in settings.admin_groups.split(",") if g.strip()),
         )
         platform: Platform
-        controller = Controller(
-            store=store,
-            events=events,
-            hub=hub,
-            tokens=tokens,
-            executor_factory=lambda on_exit: LocalExecutor(
-                settings.workspaces,
-                grace=settings.stop_grace_seconds,
-                on_exit=on_exit,
-                command=settings.runner_command,
-                prefork=settings.runner_prefork,
-                user=runner_user,
-            ),
-            server_url=lambda: platform.server_url,
-            runner_env=runner_env,
-            agent_environ=dict(os.environ),
-            max_running=settings.max_running_sessions,
-            resync_seconds=settings.resync_seconds,
-            project_secrets=lambda project: _project_secrets(vault, project),
-            token_minted=lambda project, name: _token_minted(platform, project, name),
-        )
+        cluster: Cluster | None = None
+        controller: SessionLife
+        store: ResourceStore
+        events: EventLog
+        authenticator_used: Authenticator = authenticator
+        if cluster_mode:
+            from vteam.api.cluster import open_cluster  # the Kubernetes client loads only in cluster mode
+
+            cluster, store, events, authenticator_used, controller = await open_cluster(settings, authenticator, hub)
+        else:
+            store = SqliteStore(db)
+            events = SqliteEventLog(db)
+            controller = _controller(settings, store, events, hub, tokens, vault, runner_user, lambda: platform)
         platform = cls(
             settings=settings,
             db=db,
@@ -125,7 +127,7 @@ class Platform:
             events=events,
             hub=hub,
             tokens=tokens,
-            authenticator=authenticator,
+            authenticator=authenticator_used,
             controller=controller,
             vault=vault,
             forges=Forges(settings, vault, key),
@@ -133,11 +135,14 @@ class Platform:
             audit=AuditLog(db, key),
             home_lock=home_lock,
             first_login=first_login,
+            cluster=cluster,
         )
         return platform
 
     async def start(self, server_url: str) -> None:
         self.server_url = server_url
+        if self.cluster is not None:
+            await self.cluster.start()
         await self.controller.start()
         self.ready = True
 
@@ -146,9 +151,58 @@ class Platform:
         await self.controller.stop()
         await self.forges.close()
         await self.store.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.db.close()
         if self.home_lock is not None:
             self.home_lock.close()
+
+
+def _controller(
+    settings: Settings,
+    store: ResourceStore,
+    events: EventLog,
+    hub: Hub,
+    tokens: RunnerTokens,
+    vault: Vault,
+    runner_user: RunnerUser | None,
+    platform: Callable[[], Platform],
+) -> Controller:
+    """The embedded controller, running sessions as local runner processes."""
+    runner_env = {
+        "VTEAM_GIT_USERNAME": settings.git_username,
+        "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,
+        "VTEAM_GIT_AUTHOR_EMAIL": settings.git_author_email,
+        "VTEAM_IDLE_TIMEOUT_SECONDS": str(settings.idle_timeout_seconds),
+        "VTEAM_STALL_TIMEOUT_SECONDS": str(settings.stall_timeout_seconds),
+    }
+    if settings.git_token_hosts:
+        runner_env["VTEAM_GIT_TOKEN_HOSTS"] = settings.git_token_hosts
+    if settings.git_ssh_key_file is not None:
+        runner_env["VTEAM_GIT_SSH_KEY_FILE"] = str(settings.git_ssh_key_file.resolve())
+    if settings.git_token is not None:
+        runner_env["VTEAM_GIT_TOKEN"] = settings.git_token.get_secret_value()
+    return Controller(
+        store=store,
+        events=events,
+        hub=hub,
+        tokens=tokens,
+        executor_factory=lambda on_exit: LocalExecutor(
+            settings.workspaces,
+            grace=settings.stop_grace_seconds,
+            on_exit=on_exit,
+            command=settings.runner_command,
+            prefork=settings.runner_prefork,
+            user=runner_user,
+        ),
+        server_url=lambda: platform().server_url,
+        runner_env=runner_env,
+        agent_environ=dict(os.environ),
+        max_running=settings.max_running_sessions,
+        resync_seconds=settings.resync_seconds,
+        project_secrets=lambda project: _project_secrets(vault, project),
+        token_minted=lambda project, name: _token_minted(platform(), project, name),
+    )
 
 
 async def _project_secrets(vault: Vault, project: str) -> dict[str, str]:

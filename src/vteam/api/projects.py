@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -9,7 +10,7 @@ from pydantic import Field
 
 from vteam.agents import registry
 from vteam.api import audit
-from vteam.api.deps import PlatformDep, ProjectAdmin, SignedIn, authorize
+from vteam.api.deps import PlatformDep, ProjectAdmin, SignedIn, authorize, role_in
 from vteam.api.platform import Platform
 from vteam.api.schemas import ProjectCreate
 from vteam.auth import Identity, Role
@@ -31,9 +32,10 @@ async def list_projects(
 ) -> dict[str, Any]:
     """The projects the caller may see: all of them for platform admins."""
     visible: set[str] | None = None
+    by_review = platform.cluster is not None and caller.access_token is not None and not caller.admin
     if caller.kind == "key":
         visible = {caller.project or ""}
-    elif not caller.admin:
+    elif not caller.admin and not by_review:
         visible = await platform.accounts.projects_of(caller.name, caller.groups)
     items: list[Project] = []
     while True:
@@ -41,6 +43,9 @@ async def list_projects(
         page = await platform.store.list(
             Project, label_selector=label_selector, limit=want, continue_token=continue_token
         )
+        if by_review:
+            roles = await asyncio.gather(*(role_in(platform, caller, p.name) for p in page.items))
+            visible = {p.name for p, role in zip(page.items, roles, strict=True) if role is not None}
         items += [p for p in page.items if visible is None or p.name in visible]
         continue_token = page.continue_token
         if continue_token is None or (limit is not None and len(items) >= limit):
@@ -62,6 +67,10 @@ async def create_project(
         raise Forbidden("access keys belong to one project and cannot create projects")
     created = await platform.store.create(body.resource())
     await platform.accounts.bind(created.name, "user", caller.name, Role.ADMIN, created_by=caller.name)
+    if platform.cluster is not None:
+        await platform.cluster.prepare_project(created.name, platform.settings.runner_service_account)
+        if caller.access_token:
+            await platform.cluster.grant(created.name, "user", caller.name, Role.ADMIN)
     await audit.record(request, platform, caller, "project.create", f"project/{created.name}", project=created.name)
     return created.wire()
 

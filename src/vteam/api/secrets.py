@@ -1,4 +1,8 @@
-"""A project's secrets (such as `GIT_TOKEN`): written and deleted over the API, never read back."""
+"""A project's secrets (such as `GIT_TOKEN`): written and deleted over the API, never read back.
+
+In cluster mode every secret but `GIT_TOKEN` (which the backend keeps for pushes) is also mirrored into the
+project's runner Secret, which runner Jobs get as environment variables.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pydantic import Field
 from vteam.api.audit import record
 from vteam.api.deps import PlatformDep, authorize
 from vteam.auth import Identity, Role
-from vteam.forges import project_scope
+from vteam.forges import PROJECT_TOKEN, project_scope
 from vteam.resources import CamelModel, Project
 
 router = APIRouter(
@@ -46,6 +50,8 @@ async def put_secret(
     """Write a secret; the audit record names it, never its value."""
     await platform.store.get(Project, project)
     info = await platform.vault.put(project_scope(project), name, body.value)
+    if platform.cluster is not None and name != PROJECT_TOKEN:
+        await platform.cluster.sync_runner_secret(platform.store, project, name, body.value)
     await record(request, platform, _caller(request), "secret.write", f"secret/{name}", project=project)
     return {"name": info.name, "updated": info.updated}
 
@@ -54,5 +60,7 @@ async def put_secret(
 async def delete_secret(project: str, request: Request, platform: PlatformDep, name: str = SecretName) -> Response:
     await platform.store.get(Project, project)
     await platform.vault.delete(project_scope(project), name)
+    if platform.cluster is not None and name != PROJECT_TOKEN:
+        await platform.cluster.sync_runner_secret(platform.store, project, name, None)
     await record(request, platform, _caller(request), "secret.delete", f"secret/{name}", project=project)
     return Response(status_code=204)

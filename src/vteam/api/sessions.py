@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import Field
 
 from vteam.agents import registry
 from vteam.api.audit import record
-from vteam.api.deps import CallerOrRunner, Editor, PlatformDep, authorize
+from vteam.api.deps import Caller, CallerOrRunner, Editor, PlatformDep
 from vteam.api.platform import Platform
 from vteam.api.schemas import SessionCreate, generate_name, parse_session_body
 from vteam.controller import set_phase
@@ -31,20 +31,22 @@ from vteam.resources import (
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions", tags=["sessions"])
 
 
-@router.get("", dependencies=[Depends(authorize())])
+@router.get("")
 async def list_sessions(
     project: str,
     platform: PlatformDep,
+    caller: Caller,
     label_selector: str | None = Query(None, alias="labelSelector"),
     phase: Phase | None = Query(None),
     limit: int | None = Query(None, ge=1, le=1000),
     continue_token: str | None = Query(None, alias="continue"),
 ) -> dict[str, Any]:
     await platform.store.get(Project, project)
+    store = await platform.store_for(caller)
     items: list[AgenticSession] = []
     while True:
         want = None if limit is None else limit - len(items)
-        page = await platform.store.list(
+        page = await store.list(
             AgenticSession, project, label_selector=label_selector, limit=want, continue_token=continue_token
         )
         items += [s for s in page.items if phase is None or s.phase == phase]
@@ -91,7 +93,7 @@ async def create_session(
     session.metadata.annotations[CREATED_BY] = caller.name
     registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
     registry.check_secrets(session.spec.framework, await available_secrets(platform, project))
-    created = await platform.store.create(session)
+    created = await (await platform.store_for(caller)).create(session)
     details = {"framework": created.spec.framework}
     await record(
         request, platform, caller, "session.create", f"session/{created.name}", project=project, details=details
@@ -100,14 +102,14 @@ async def create_session(
 
 
 @router.get("/{name}")
-async def get_session(project: str, name: str, platform: PlatformDep, _caller: CallerOrRunner) -> dict[str, Any]:
-    return (await platform.store.get(AgenticSession, name, project)).wire()
+async def get_session(project: str, name: str, platform: PlatformDep, caller: CallerOrRunner) -> dict[str, Any]:
+    return (await (await platform.store_for(caller)).get(AgenticSession, name, project)).wire()
 
 
 @router.delete("/{name}", status_code=204)
 async def delete_session(project: str, name: str, request: Request, platform: PlatformDep, caller: Editor) -> Response:
     """Delete the session; its runner is killed and its workspace and events removed."""
-    await platform.store.delete(AgenticSession, name, project)
+    await (await platform.store_for(caller)).delete(AgenticSession, name, project)
     await record(request, platform, caller, "session.delete", f"session/{name}", project=project)
     return Response(status_code=204)
 
@@ -177,7 +179,7 @@ async def continue_session(
         ),
         spec=spec,
     )
-    created = await platform.store.create(child)
+    created = await (await platform.store_for(caller)).create(child)
     details = {"framework": created.spec.framework, "parent": parent.name}
     await record(
         request, platform, caller, "session.create", f"session/{created.name}", project=project, details=details

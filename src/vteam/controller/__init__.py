@@ -2,6 +2,8 @@
 
 from vteam.controller.controller import Controller
 from vteam.controller.executor import Executor, Key, RunnerState
+from vteam.controller.job import render_job, render_secret
+from vteam.controller.job_state import runner_state
 from vteam.controller.local import LocalExecutor
 from vteam.controller.reconcile import Action, Decision, decide
 from vteam.controller.transitions import set_phase, update_status, utcnow
@@ -15,6 +17,9 @@ __all__ = [
     "LocalExecutor",
     "RunnerState",
     "decide",
+    "render_job",
+    "render_secret",
+    "runner_state",
     "set_phase",
     "update_status",
     "utcnow",

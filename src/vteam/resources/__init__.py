@@ -3,6 +3,14 @@
 from vteam.resources.meta import API_VERSION, CREATED_BY, GROUP, VERSION, CamelModel, ObjectMeta, Resource
 from vteam.resources.phases import TERMINAL, Phase, check_transition
 from vteam.resources.project import Project, ProjectSpec, ProjectStatus
+from vteam.resources.project_settings import (
+    RUNNER_SECRET,
+    SETTINGS_NAME,
+    ProjectSettings,
+    ProjectSettingsSpec,
+    ResourceAmounts,
+    RunnerResources,
+)
 from vteam.resources.session import (
     REPORTED,
     AgenticSession,
@@ -26,6 +34,8 @@ __all__ = [
     "CREATED_BY",
     "GROUP",
     "REPORTED",
+    "RUNNER_SECRET",
+    "SETTINGS_NAME",
     "TERMINAL",
     "VERSION",
     "AgentStatus",
@@ -37,6 +47,8 @@ __all__ = [
     "ObjectMeta",
     "Phase",
     "Project",
+    "ProjectSettings",
+    "ProjectSettingsSpec",
     "ProjectSpec",
     "ProjectStatus",
     "PullRequestStatus",
@@ -44,6 +56,8 @@ __all__ = [
     "RepoOutput",
     "RepoStatus",
     "Resource",
+    "ResourceAmounts",
+    "RunnerResources",
     "SessionRepo",
     "SessionResult",
     "SessionSpec",

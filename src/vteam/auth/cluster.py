@@ -1,0 +1,159 @@
+"""Cluster mode's identity and access: Kubernetes tokens are identities, Kubernetes RBAC is the authority.
+
+A bearer token vTeam did not issue is asked about with a TokenReview; a caller's role in a project is what
+SelfSubjectAccessReviews sent with the caller's own token allow there. Answers are kept briefly, so a page
+that makes ten calls costs one round of reviews, while a revoked binding stops working within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from vteam.auth.embedded import EmbeddedAuthenticator
+from vteam.auth.identity import Identity
+from vteam.auth.roles import Role
+from vteam.auth.runner_tokens import RunnerTokens
+from vteam.errors import Unauthorized
+from vteam.kube import KubeClients, translate, user_configuration
+from vteam.resources import GROUP
+
+V = TypeVar("V")
+CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Check:
+    """One question for a SelfSubjectAccessReview: may the caller `verb` `resource` in the project?"""
+
+    verb: str
+    resource: str
+
+
+ROLE_CHECKS: tuple[tuple[Role, Check], ...] = (
+    (Role.ADMIN, Check("update", "projectsettings")),
+    (Role.EDIT, Check("create", "agenticsessions")),
+    (Role.VIEW, Check("get", "agenticsessions")),
+)
+"""What each role may do that the one below may not: the ClusterRoles vteam-project-{view,edit,admin} grant it."""
+
+
+class TtlCache(Generic[V]):
+    """Answers by key for `ttl` seconds, the oldest dropped past `size`; keys are digests, never tokens."""
+
+    def __init__(self, ttl: float, size: int = CACHE_SIZE) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    async def get(self, key: str, compute: Callable[[], Awaitable[V]]) -> V:
+        now = time.monotonic()
+        held = self._items.get(key)
+        if held is not None and held[0] > now:
+            return held[1]
+        value = await compute()
+        if self._ttl > 0:
+            self._items[key] = (now + self._ttl, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class KubeAccess:
+    """Roles by SelfSubjectAccessReview with the caller's own token, and identities by TokenReview."""
+
+    def __init__(self, platform: KubeClients, *, ttl: float, admin_groups: tuple[str, ...] = ()) -> None:
+        self._platform = platform
+        self._roles: TtlCache[Role | None] = TtlCache(ttl)
+        self._people: TtlCache[Identity | None] = TtlCache(ttl)
+        self._admin_groups = set(admin_groups)
+
+    async def role_of(self, token: str, project: str) -> Role | None:
+        return await self._roles.get(f"{digest(token)}/{project}", lambda: self._review_roles(token, project))
+
+    async def _review_roles(self, token: str, project: str) -> Role | None:
+        user = KubeClients.of(user_configuration(self._platform.api.configuration, token))
+        try:
+            answers = await asyncio.gather(*(self._allowed(user, check, project) for _, check in ROLE_CHECKS))
+        finally:
+            await user.close()
+        for (role, _), allowed in zip(ROLE_CHECKS, answers, strict=True):
+            if allowed:
+                return role
+        return None
+
+    async def _allowed(self, user: KubeClients, check: Check, project: str) -> bool:
+        review = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    group=GROUP, resource=check.resource, verb=check.verb, namespace=project
+                )
+            )
+        )
+        try:
+            answer = await user.authorization.create_self_subject_access_review(review)
+        except ApiException as exc:
+            if exc.status == 401:
+                raise Unauthorized("the Kubernetes API did not accept your token") from None
+            raise translate(exc, "an access review") from None
+        return bool(answer.status and answer.status.allowed)
+
+    async def identify(self, token: str) -> Identity | None:
+        """The person a Kubernetes token belongs to, or None when the API server does not know it."""
+        return await self._people.get(digest(token), lambda: self._review_token(token))
+
+    async def _review_token(self, token: str) -> Identity | None:
+        review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token))
+        try:
+            answer = await client.AuthenticationV1Api(self._platform.api).create_token_review(review)
+        except ApiException as exc:
+            raise translate(exc, "a token review") from None
+        status = answer.status
+        if status is None or not status.authenticated or status.user is None:
+            return None
+        groups = tuple(status.user.groups or ())
+        return Identity(
+            name=status.user.username,
+            groups=groups,
+            admin=bool(self._admin_groups & set(groups)),
+            access_token=token,
+        )
+
+
+class ClusterAuthenticator:
+    """vTeam's own credentials first (runner tokens, the admin token, API tokens, browser sessions, a trusted
+    proxy's headers), then a Kubernetes bearer token, which the API server vouches for."""
+
+    def __init__(self, embedded: EmbeddedAuthenticator, access: KubeAccess) -> None:
+        self._embedded = embedded
+        self._access = access
+
+    async def authenticate(self, headers: Mapping[str, str], session_cookie: str | None) -> Identity:
+        try:
+            return await self._embedded.authenticate(headers, session_cookie)
+        except Unauthorized:
+            token = _bearer(headers)
+            if token is None or RunnerTokens.looks_like(token) or token.startswith("vt_"):
+                raise
+        person = await self._access.identify(token)
+        if person is None:
+            raise Unauthorized("the Kubernetes API server does not know this token") from None
+        return person
+
+
+def _bearer(headers: Mapping[str, str]) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None

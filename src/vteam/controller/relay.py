@@ -1,0 +1,105 @@
+"""Cluster mode's backend half of session life: the operator moves phases in the cluster, and this relay
+turns each change into the `vteam.phase` event that live readers follow and end on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from vteam.controller.executor import Key
+from vteam.errors import Expired, VteamError
+from vteam.events import Hub
+from vteam.events.agui import PHASE, custom, dump
+from vteam.events.announced import PhaseTrackingLog
+from vteam.resources import AgenticSession, Phase
+from vteam.store import ResourceStore
+
+log = logging.getLogger(__name__)
+
+
+class PhaseRelay:
+    """Watches every session with the backend's own store; announces a phase the log has not announced yet.
+
+    Phases held when the relay starts count as announced: a change made while no backend ran is not replayed,
+    and readers of such a session still end, on its final status.
+    """
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        log: PhaseTrackingLog,
+        hub: Hub,
+        *,
+        seen: Callable[[AgenticSession], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._log = log
+        self._hub = hub
+        self._seen = seen or (lambda _: None)
+        """Told of every session the relay sees, so others (the event log's locator) need not list them."""
+        self._task: asyncio.Task[None] | None = None
+
+    def enqueue(self, key: Key) -> None:
+        """Nothing to do here: the operator reacts to the cluster's own watch events."""
+
+    async def start(self) -> None:
+        version = await self._relist(first=True)
+        try:
+            removed = await self._log.prune(set(self._log.announced))
+        except VteamError as exc:
+            log.warning("could not remove the events of deleted sessions: %s", exc.detail)
+        else:
+            if removed:
+                log.info("removed the events of %d deleted sessions", removed)
+        self._task = asyncio.create_task(self._run(version), name="phase-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _relist(self, *, first: bool = False) -> str:
+        """Catch up from a full listing: at the first start phases count as announced, later ones are announced."""
+        listing = await self._store.list(AgenticSession)
+        for session in listing.items:
+            self._seen(session)
+            if first:
+                self._log.announced.setdefault(session.metadata.uid or "", session.phase.value)
+            else:
+                await self.announce(session)
+        return listing.resource_version
+
+    async def _run(self, version: str) -> None:
+        while True:
+            try:
+                async for event in self._store.watch(AgenticSession, resource_version=version):
+                    session = event.object
+                    version = session.metadata.resource_version or version
+                    if event.type == "DELETED":
+                        await self._log.delete(session.metadata.uid or "")
+                    else:
+                        self._seen(session)
+                        await self.announce(session)
+            except Expired:
+                version = await self._relist()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("phase relay failed; watching again in 1 s")
+                await asyncio.sleep(1.0)
+                version = await self._relist()
+
+    async def announce(self, session: AgenticSession) -> None:
+        uid = session.metadata.uid or ""
+        phase = session.phase
+        previous = self._log.announced.get(uid)
+        if previous == phase.value or (previous is None and phase == Phase.PENDING):
+            return
+        value: dict[str, object] = {"phase": phase.value, "previous": previous or "", "final": phase.terminal}
+        if session.status.message:
+            value["message"] = session.status.message
+        env = await self._log.append(uid, PHASE, dump(custom(PHASE, **value)))
+        self._hub.publish(uid, [env])

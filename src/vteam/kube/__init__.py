@@ -1,0 +1,11 @@
+"""Kubernetes API clients and error mapping, shared by the store, the operator and the cluster backend."""
+
+from vteam.kube.client import (
+    MANAGED_LABEL,
+    KubeClients,
+    load_configuration,
+    translate,
+    user_configuration,
+)
+
+__all__ = ["MANAGED_LABEL", "KubeClients", "load_configuration", "translate", "user_configuration"]

@@ -1,0 +1,428 @@
+"""ResourceStore on the Kubernetes API: custom resources for sessions and settings, namespaces for projects.
+
+A project is a namespace labelled `vteam.ambient-code/managed=true`; its spec lives in the namespace's
+annotations so that replacing it moves the namespace's resourceVersion like any other write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import aiohttp
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import BaseModel, ValidationError
+
+from vteam.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Unavailable, VteamError
+from vteam.kube import MANAGED_LABEL, KubeClients, load_configuration, translate, user_configuration
+from vteam.resources import (
+    GROUP,
+    SETTINGS_NAME,
+    VERSION,
+    AgenticSession,
+    ObjectMeta,
+    Project,
+    ProjectSettings,
+    Resource,
+    crds,
+)
+from vteam.store import kube_watch, selectors
+from vteam.store.base import R, ResourceList, WatchEvent
+from vteam.store.kube_mapping import (
+    from_custom,
+    is_managed,
+    is_terminating,
+    key_of,
+    namespace_from_project,
+    plural,
+    project_from_namespace,
+    to_custom,
+    version_of,
+)
+
+T = TypeVar("T")
+
+PROJECT_PLURALS = tuple(kind.plural for kind in crds.KINDS)
+"""The custom kinds a project holds; deleting the project deletes them first, so they vanish at once."""
+
+_MERGE_PATCH = "application/merge-patch+json"
+_MANAGED = f"{MANAGED_LABEL}=true"
+
+
+def _describe(kind: type[Resource], name: str, namespace: str | None) -> str:
+    where = f" in project {namespace!r}" if kind.NAMESPACED and namespace else ""
+    return f"{kind.KIND} {name!r}{where}"
+
+
+def _status(exc: ApiException) -> dict[str, Any]:
+    """The Kubernetes Status object the server answered with, or {}."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _missing_project(ns: str | None) -> Callable[[ApiException], VteamError | None]:
+    """Creating in a namespace that is not there, or is going, is creating in a missing project."""
+
+    def special(exc: ApiException) -> VteamError | None:
+        details = _status(exc).get("details") or {}
+        if exc.status == 404 and details.get("kind") == "namespaces":
+            return NotFound(f"project {ns!r} not found")
+        if exc.status == 403 and "being terminated" in str(_status(exc).get("message") or ""):
+            return NotFound(f"project {ns!r} not found: it is being deleted")
+        return None
+
+    return special
+
+
+def _being_deleted(name: str) -> Callable[[ApiException], VteamError | None]:
+    def special(exc: ApiException) -> VteamError | None:
+        if exc.status == 409 and "being deleted" in str(_status(exc).get("message") or ""):
+            return AlreadyExists(f"Project {name!r} already exists and is being deleted; try again shortly")
+        return None
+
+    return special
+
+
+class KubeStore:
+    """Every call is one or two API requests; nothing is cached, so several replicas can share a cluster.
+
+    `close()` closes the clients the store was given, unless they are shared (`owns_clients=False`), so a
+    store built on fresh clients, as `connect`, `open` and `for_user` build them, is one thing to close.
+    """
+
+    def __init__(self, clients: KubeClients, *, owns_clients: bool = True) -> None:
+        self._clients = clients
+        self._owns = owns_clients
+
+    @classmethod
+    def connect(cls, configuration: client.Configuration) -> KubeStore:
+        return cls(KubeClients.of(configuration))
+
+    @classmethod
+    async def open(cls, kubeconfig: Path | None = None) -> KubeStore:
+        return cls.connect(await load_configuration(kubeconfig))
+
+    @classmethod
+    def for_user(cls, base: client.Configuration, token: str) -> KubeStore:
+        """A store that acts as the caller, so Kubernetes RBAC decides; close it when the request ends."""
+        return cls.connect(user_configuration(base, token))
+
+    async def close(self) -> None:
+        if self._owns:
+            await self._clients.close()
+
+    async def _call(
+        self, what: str, call: Awaitable[T], special: Callable[[ApiException], VteamError | None] | None = None
+    ) -> T:
+        """Await one API request; its failure becomes a vTeam error, `special`'s where it has one."""
+        try:
+            return await call
+        except ApiException as exc:
+            error = special(exc) if special else None
+            raise error or translate(exc, what) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"the Kubernetes API could not be reached on {what}: {exc}") from exc
+
+    @property
+    def _core(self) -> Any:
+        """Untyped on purpose: the generated annotations refuse dict bodies and options the client accepts."""
+        return self._clients.core
+
+    @property
+    def _custom(self) -> Any:
+        return self._clients.custom
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._clients.api.sanitize_for_serialization(obj)
+        return result
+
+    # --- create and get -----------------------------------------------------------------------------
+
+    async def create(self, obj: R) -> R:
+        """Status is not written: as in Kubernetes, a new object starts with none (the model's default)."""
+        kind = type(obj)
+        if isinstance(obj, Project):
+            return cast(R, await self._create_project(obj))
+        ns = obj.metadata.namespace
+        if kind.NAMESPACED and not ns:
+            raise InvalidInput(f"{kind.KIND} needs a project")
+        body = to_custom(obj, resource_version=False)
+        if kind.NAMESPACED:
+            body["metadata"]["namespace"] = ns
+            call = self._custom.create_namespaced_custom_object(GROUP, VERSION, ns, plural(kind), body)
+        else:
+            call = self._custom.create_cluster_custom_object(GROUP, VERSION, plural(kind), body)
+        return from_custom(kind, await self._call(_describe(kind, obj.name, ns), call, _missing_project(ns)))
+
+    async def _create_project(self, project: Project) -> Project:
+        """The namespace, then its ProjectSettings; a half-made project is removed again."""
+        name = project.name
+        body = namespace_from_project(project, generation=1)
+        namespace = self._plain(
+            await self._call(_describe(Project, name, None), self._core.create_namespace(body), _being_deleted(name))
+        )
+        settings = ProjectSettings(metadata=ObjectMeta(name=SETTINGS_NAME, namespace=name))
+        try:
+            await self.create(settings)
+        except Exception:
+            with contextlib.suppress(ApiException, aiohttp.ClientError, TimeoutError):
+                await self._core.delete_namespace(name)
+            raise
+        return project_from_namespace(namespace)
+
+    async def get(self, kind: type[R], name: str, namespace: str | None = None) -> R:
+        if kind is Project:
+            return cast(R, project_from_namespace(await self._namespace(name)))
+        custom = self._custom
+        what = _describe(kind, name, namespace)
+        if kind.NAMESPACED:
+            if not namespace:
+                raise NotFound(f"{what} not found")
+            raw = await self._call(
+                what, custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural(kind), name)
+            )
+        else:
+            raw = await self._call(what, custom.get_cluster_custom_object(GROUP, VERSION, plural(kind), name))
+        return from_custom(kind, raw)
+
+    async def _namespace(self, name: str) -> dict[str, Any]:
+        """The project's namespace: NotFound unless it exists, is managed and is not being deleted."""
+        what = _describe(Project, name, None)
+        namespace = self._plain(await self._call(what, self._core.read_namespace(name)))
+        if not is_managed(namespace):
+            raise NotFound(f"{what} not found")
+        if is_terminating(namespace):
+            raise NotFound(f"{what} not found: it is being deleted")
+        return namespace
+
+    # --- list -----------------------------------------------------------------------------------------
+
+    async def _page(
+        self,
+        kind: type[Resource],
+        namespace: str | None,
+        *,
+        label_selector: str | None,
+        limit: int | None,
+        continue_token: str | None,
+    ) -> dict[str, Any]:
+        """One raw page of a kind, as Kubernetes lists it."""
+        what = f"the list of {kind.KIND}" + (f" in project {namespace!r}" if namespace and kind.NAMESPACED else "")
+        if kind is Project:
+            selector = _MANAGED + (f",{label_selector}" if label_selector and label_selector.strip() else "")
+            listing = self._core.list_namespace(label_selector=selector, limit=limit, _continue=continue_token)
+            return self._plain(await self._call(what, listing))
+        custom = self._custom
+        args = {"label_selector": label_selector or None, "limit": limit, "_continue": continue_token}
+        if kind.NAMESPACED and namespace is not None:
+            call = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural(kind), **args)
+        else:
+            call = custom.list_cluster_custom_object(GROUP, VERSION, plural(kind), **args)
+        page: dict[str, Any] = await self._call(what, call)
+        return page
+
+    async def list(
+        self,
+        kind: type[R],
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> ResourceList[R]:
+        """Selectors are checked here first, so vTeam's rules (no negated sets) hold whatever the server takes."""
+        selectors.parse(label_selector)
+        if limit is not None and limit < 1:
+            raise InvalidInput("limit must be at least 1")
+        page = await self._page(
+            kind, namespace, label_selector=label_selector, limit=limit, continue_token=continue_token or None
+        )
+        raws = sorted(page.get("items") or [], key=key_of)
+        if kind is Project:
+            raws = [raw for raw in raws if not is_terminating(raw)]
+        items = [self._convert(kind, raw) for raw in raws]
+        meta = page.get("metadata") or {}
+        return ResourceList(
+            items=items,
+            resource_version=str(meta.get("resourceVersion") or ""),
+            continue_token=meta.get("continue") or None,
+        )
+
+    def _convert(self, kind: type[R], raw: dict[str, Any]) -> R:
+        if kind is Project:
+            return cast(R, project_from_namespace(raw))
+        return from_custom(kind, raw)
+
+    async def versions(self, kind: type[R], namespace: str | None = None) -> dict[str, str]:
+        """One list of the kind (paged by 500); full objects, as the generated client cannot ask for metadata only."""
+        items, _ = await kube_watch.list_all(self._feed(kind, namespace))
+        visible = (raw for raw in items if kind is not Project or not is_terminating(raw))
+        return {str(raw["metadata"]["name"]): version_of(raw) for raw in visible}
+
+    async def current_version(self) -> str:
+        """The cluster's latest resourceVersion, from a list of at most one AgenticSession.
+
+        Kubernetes versions are cluster-wide: this also moves when anything else in the cluster is written,
+        so a cache keyed on it is invalidated more often than needed, never less.
+        """
+        page = await self._page(AgenticSession, None, label_selector=None, limit=1, continue_token=None)
+        return str((page.get("metadata") or {}).get("resourceVersion") or "")
+
+    # --- replace and patch ---------------------------------------------------------------------------
+
+    async def replace(self, obj: R) -> R:
+        kind = type(obj)
+        what = _describe(kind, obj.name, obj.metadata.namespace)
+        given = obj.metadata.resource_version
+        if not given:
+            raise Conflict(f"{what} has no resourceVersion to replace; read it first and send what you read")
+        if isinstance(obj, Project):
+            return cast(R, await self._replace_project(obj, given))
+        body = to_custom(obj, resource_version=True)
+        custom = self._custom
+        ns = obj.metadata.namespace
+        if kind.NAMESPACED:
+            if not ns:
+                raise NotFound(f"{what} not found")
+            body["metadata"]["namespace"] = ns
+            call = custom.replace_namespaced_custom_object(GROUP, VERSION, ns, plural(kind), obj.name, body)
+        else:
+            call = custom.replace_cluster_custom_object(GROUP, VERSION, plural(kind), obj.name, body)
+        return from_custom(kind, await self._call(what, call))
+
+    async def _replace_project(self, project: Project, given: str) -> Project:
+        """Read first: only a managed namespace may be replaced, and the generation moves with the spec."""
+        what = _describe(Project, project.name, None)
+        current = await self._namespace(project.name)
+        if version_of(current) != given:
+            raise Conflict(f"{what} was changed by someone else (resourceVersion {given} is stale); read it again")
+        old = project_from_namespace(current)
+        generation = (old.metadata.generation or 1) + (old.spec != project.spec)
+        body = namespace_from_project(project, generation=generation, resource_version=given)
+        replaced = await self._call(what, self._core.replace_namespace(project.name, body))
+        return project_from_namespace(self._plain(replaced))
+
+    async def patch_status(
+        self,
+        kind: type[R],
+        name: str,
+        namespace: str | None,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> R:
+        """A JSON merge patch on the status subresource; with resource_version, Kubernetes makes it conditional.
+
+        Unlike a top-level merge, an object-valued field is merged key by key; `status_patch` sends whole
+        objects with their unset keys as null, which makes the two agree.
+        """
+        what = _describe(kind, name, namespace)
+        if kind is Project:
+            raise InvalidInput("a project's status is its namespace's; Kubernetes sets it")
+        _check_status(kind, status)
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        custom = self._custom
+        if kind.NAMESPACED:
+            if not namespace:
+                raise NotFound(f"{what} not found")
+            call = custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural(kind), name, body, _content_type=_MERGE_PATCH
+            )
+        else:
+            call = custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, plural(kind), name, body, _content_type=_MERGE_PATCH
+            )
+        return from_custom(kind, await self._call(what, call))
+
+    # --- delete ---------------------------------------------------------------------------------------
+
+    async def delete(self, kind: type[R], name: str, namespace: str | None = None) -> None:
+        what = _describe(kind, name, namespace)
+        custom = self._custom
+        if kind is Project:
+            await self._delete_project(name)
+        elif kind.NAMESPACED:
+            if not namespace:
+                raise NotFound(f"{what} not found")
+            await self._call(
+                what, custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural(kind), name)
+            )
+        else:
+            await self._call(what, custom.delete_cluster_custom_object(GROUP, VERSION, plural(kind), name))
+
+    async def _delete_project(self, name: str) -> None:
+        """Its resources first, so they are gone now rather than when Kubernetes finishes the namespace."""
+        namespace = await self._namespace(name)
+        for kinds in PROJECT_PLURALS:
+            with contextlib.suppress(NotFound):
+                await self._call(
+                    f"the {kinds} of project {name!r}",
+                    self._custom.delete_collection_namespaced_custom_object(GROUP, VERSION, name, kinds),
+                )
+        options = {"preconditions": {"uid": namespace["metadata"]["uid"]}, "propagationPolicy": "Background"}
+        await self._call(_describe(Project, name, None), self._core.delete_namespace(name, body=options))
+
+    # --- watch ----------------------------------------------------------------------------------------
+
+    async def watch(
+        self, kind: type[R], namespace: str | None = None, *, resource_version: str | None = None
+    ) -> AsyncIterator[WatchEvent[R]]:
+        """Lists once to know what the reader has, then watches; see `kube_watch` for resuming and relisting.
+
+        A project whose namespace starts terminating is reported DELETED then, not when Kubernetes is done.
+        """
+        async for event in kube_watch.watch(self._feed(kind, namespace), resource_version):
+            yield event
+
+    def _feed(self, kind: type[R], namespace: str | None) -> kube_watch.Feed[R]:
+        scoped = namespace if kind.NAMESPACED else None
+        what = kind.KIND + (f" in project {scoped!r}" if scoped else "")
+
+        async def list_page(token: str | None, limit: int) -> dict[str, Any]:
+            return await self._page(kind, scoped, label_selector=None, limit=limit, continue_token=token)
+
+        async def open_watch(version: str, seconds: int) -> aiohttp.ClientResponse:
+            args = {
+                "watch": True,
+                "resource_version": version,
+                "allow_watch_bookmarks": True,
+                "timeout_seconds": seconds,
+                "_preload_content": False,
+                "_request_timeout": aiohttp.ClientTimeout(total=seconds + 30, sock_connect=10),
+            }
+            if kind is Project:
+                call = self._core.list_namespace(label_selector=_MANAGED, **args)
+            elif scoped is not None:
+                call = self._custom.list_namespaced_custom_object(GROUP, VERSION, scoped, plural(kind), **args)
+            else:
+                call = self._custom.list_cluster_custom_object(GROUP, VERSION, plural(kind), **args)
+            response: aiohttp.ClientResponse = await call
+            return response
+
+        if kind is Project:
+            return kube_watch.Feed(
+                what, list_page, open_watch, lambda raw: self._convert(kind, raw), lambda raw: not is_terminating(raw)
+            )
+        return kube_watch.Feed(what, list_page, open_watch, lambda raw: from_custom(kind, raw))
+
+
+def _check_status(kind: type[Resource], status: dict[str, Any]) -> None:
+    """Refuse a status the model would not read back, before it reaches the cluster."""
+    field = kind.model_fields.get("status")
+    model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return
+    try:
+        model.model_validate(status)
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise InvalidInput(f"{kind.KIND} status is not valid: {exc.error_count()} error(s)", errors=errors) from exc
