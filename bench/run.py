@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import probes, scenarios, ui
+from bench import eventlog, probes, scenarios, ui
 from bench.scenarios import Config, Outcome
 from bench.server import Server, ServerError, running_server, tail
 from bench.stats import Summary
 
-BENCHMARKS = ("create", "read", "events", "start", "ui", "probes")
+BENCHMARKS = ("create", "read", "events", "start", "ui", "probes", "eventlog")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -190,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     if "probes" in only:
         outcomes.append(Outcome("probes", probes.process_start()))
     extra: dict[str, Any] = {}
-    if only - {"probes", "ui"}:
+    if "eventlog" in only:
+        rows, figures = eventlog.measure()
+        outcomes.append(Outcome("eventlog", rows, figures))
+    if only - {"probes", "ui", "eventlog"}:
         boot = time.perf_counter()
         with running_server(settings, keep_home=args.keep_home) as server:
             extra["server_ready_s"] = time.perf_counter() - boot
