@@ -240,3 +240,39 @@ def test_stop_deletes_the_job_and_the_session_ends_stopped(cluster: Cluster) -> 
             "the session's runner Secret to be garbage-collected",
             timeout=15,
         )
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({}, "set VTEAM_S3_BUCKET"),
+        ({"VTEAM_S3_BUCKET": "missing-bucket"}, "has no bucket missing-bucket"),
+    ],
+)
+def test_cluster_mode_without_its_event_log_refuses_to_start_in_one_line(
+    tmp_path: Path, settings: dict[str, str], said: str
+) -> None:
+    fake = start_fake_kube(tmp_path)
+    s3 = MotoS3().start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
+        env |= {
+            "VTEAM_HOME": str(tmp_path / "home"),
+            "VTEAM_MODE": "cluster",
+            "VTEAM_KUBECONFIG": str(fake.kubeconfig),
+            "VTEAM_S3_ENDPOINT_URL": s3.endpoint,
+            "VTEAM_S3_ACCESS_KEY_ID": KEY_ID,
+            "VTEAM_S3_SECRET_ACCESS_KEY": SECRET,
+            **settings,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "vteam", "up", "--port", "0"], env=env, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        s3.stop()
+        fake.close()
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    assert said in last
+    assert SECRET not in done.stderr

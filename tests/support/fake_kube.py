@@ -75,6 +75,7 @@ import json
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -967,6 +968,15 @@ class Change:
     old: Obj | None
 
 
+class _Server(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a watch it stopped, a request it timed out) is no error of the fake's."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeKube:
     """A fake kube-apiserver on 127.0.0.1 (see the module docstring); start it with `start_fake_kube`."""
 
@@ -1002,7 +1012,7 @@ class FakeKube:
             for obj in _default_rbac():
                 self._create(self._kind("rbac.authorization.k8s.io", "v1", "clusterroles"), "", obj, admin)
         self.violations.clear()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        self._httpd = _Server(("127.0.0.1", 0), _handler_class(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

@@ -254,4 +254,4 @@ def binding_name(subject_type: str, subject: str) -> str:
 
 def _dns_safe(name: str) -> str:
     """A readable part of a RoleBinding's name; the digest beside it keeps different users apart."""
-    return "".join(c if c.isalnum() or c == "-" else "-" for c in name.lower()).strip("-")[:40] or "user"
+    return "".join(c if (c.isascii() and c.isalnum()) or c == "-" else "-" for c in name.lower()).strip("-")[:40] or "x"

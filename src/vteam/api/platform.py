@@ -26,7 +26,7 @@ from vteam.auth import (
     keys,
     load_or_create,
 )
-from vteam.controller import Controller, LocalExecutor
+from vteam.controller import Controller, LocalExecutor, job
 from vteam.controller.local import RunnerUserError, check_runner_user, resolve_runner_user
 from vteam.controller.prefork import RunnerUser
 from vteam.db import Database, open_database
@@ -169,15 +169,7 @@ def _controller(
     platform: Callable[[], Platform],
 ) -> Controller:
     """The embedded controller, running sessions as local runner processes."""
-    runner_env = {
-        "VTEAM_GIT_USERNAME": settings.git_username,
-        "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,
-        "VTEAM_GIT_AUTHOR_EMAIL": settings.git_author_email,
-        "VTEAM_IDLE_TIMEOUT_SECONDS": str(settings.idle_timeout_seconds),
-        "VTEAM_STALL_TIMEOUT_SECONDS": str(settings.stall_timeout_seconds),
-    }
-    if settings.git_token_hosts:
-        runner_env["VTEAM_GIT_TOKEN_HOSTS"] = settings.git_token_hosts
+    runner_env = job.runner_env(settings)
     if settings.git_ssh_key_file is not None:
         runner_env["VTEAM_GIT_SSH_KEY_FILE"] = str(settings.git_ssh_key_file.resolve())
     if settings.git_token is not None:

@@ -47,7 +47,8 @@ ROLE_CHECKS: tuple[tuple[Role, Check], ...] = (
 
 
 class TtlCache(Generic[V]):
-    """Answers by key for `ttl` seconds, the oldest dropped past `size`; keys are digests, never tokens."""
+    """Answers by key for `ttl` seconds, the least recently used dropped past `size`; keys are digests, never
+    tokens."""
 
     def __init__(self, ttl: float, size: int = CACHE_SIZE) -> None:
         self._ttl = ttl
@@ -58,6 +59,7 @@ class TtlCache(Generic[V]):
         now = time.monotonic()
         held = self._items.get(key)
         if held is not None and held[0] > now:
+            self._items.move_to_end(key)
             return held[1]
         value = await compute()
         if self._ttl > 0:

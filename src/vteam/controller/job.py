@@ -92,7 +92,7 @@ def resources(settings: Settings, project_settings: ProjectSettings | None) -> d
 
 
 def runner_env(settings: Settings) -> dict[str, str]:
-    """The runner's plain settings, as `vteam up` hands them to local runners."""
+    """The runner's plain settings, the same for a local runner process and a runner Job."""
     env = {
         "VTEAM_GIT_USERNAME": settings.git_username,
         "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,

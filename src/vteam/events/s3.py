@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vteam.errors import Conflict, NotFound, Unavailable, VteamError
+from vteam.errors import Conflict, InvalidInput, NotFound, Unavailable, VteamError
 from vteam.events import segments
 from vteam.events.envelope import Envelope, now_ts
 from vteam.events.segments import Row, Segment
@@ -106,10 +106,10 @@ class S3EventLog:
     def from_settings(cls, settings: Settings, locate: Locate) -> S3EventLog:
         """Build the client from `VTEAM_S3_*`; without keys boto3 uses its own chain (env, pod identity)."""
         if not settings.s3_bucket:
-            raise ValueError("the S3 event log needs a bucket: set VTEAM_S3_BUCKET")
+            raise InvalidInput("the S3 event log needs a bucket: set VTEAM_S3_BUCKET")
         key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
         if (key_id is None) != (secret is None):
-            raise ValueError("set both VTEAM_S3_ACCESS_KEY_ID and VTEAM_S3_SECRET_ACCESS_KEY, or neither")
+            raise InvalidInput("set both VTEAM_S3_ACCESS_KEY_ID and VTEAM_S3_SECRET_ACCESS_KEY, or neither")
         options: dict[str, Any] = {
             "retries": {"mode": "standard", "max_attempts": 3},
             "connect_timeout": 5,
