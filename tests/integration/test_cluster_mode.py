@@ -152,9 +152,13 @@ def test_a_session_runs_as_a_job_and_its_events_land_in_s3(cluster: Cluster) -> 
             ("vteam-project-admin", "alice")
         ]
 
-        created = alice.post(
-            SESSIONS.format(project="team-a"), json={"prompt": "echo hello from a pod", "framework": "script"}
-        )
+        put = alice.put("/api/projects/team-a/secrets/DEPLOY_KEY", json={"value": "s3cr3t-value"})
+        assert put.status_code == 200, put.text
+        runner_secret = kube.get("/api/v1/namespaces/team-a/secrets/vteam-runner-secrets").json()
+        assert list(runner_secret["data"]) == ["DEPLOY_KEY"]
+
+        prompt = 'echo hello from a pod; [ "$DEPLOY_KEY" = s3cr3t-value ] && echo the secret arrived'
+        created = alice.post(SESSIONS.format(project="team-a"), json={"prompt": prompt, "framework": "script"})
         assert created.status_code == 201, created.text
         name = created.json()["metadata"]["name"]
         wait_for(lambda: phase_of(alice, "team-a", name) == "Completed", "the session to complete")
@@ -166,6 +170,8 @@ def test_a_session_runs_as_a_job_and_its_events_land_in_s3(cluster: Cluster) -> 
 
     text = "".join(e["data"].get("delta", "") for e in stored if e["type"] == "TEXT_MESSAGE_CONTENT")
     assert "hello from a pod" in text
+    assert "the secret arrived" in text
+    assert "s3cr3t-value" not in json.dumps(stored)
     phases = [e["data"]["value"]["phase"] for e in stored if e["type"] == "vteam.phase"]
     assert phases[-1] == "Completed"
     assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1))
@@ -215,6 +221,12 @@ def test_kubernetes_rbac_decides_who_sees_and_changes_a_project(cluster: Cluster
         revoked = alice.delete("/api/projects/team-b/permissions/user/bob")
         assert revoked.status_code == 204
         assert bob.get("/api/projects/team-b").status_code == 404
+
+        assert carol.delete("/api/projects/team-b").status_code == 403
+        assert alice.delete("/api/projects/team-b").status_code == 204
+        with cluster.kube() as kube:
+            assert kube.get("/api/v1/namespaces/team-b").status_code == 404
+        assert alice.get("/api/projects/team-b").status_code == 404
 
     logs = cluster.logs()
     assert "fake-kube-" not in logs
