@@ -85,6 +85,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             "VTEAM_S3_ACCESS_KEY_ID": KEY_ID,
             "VTEAM_S3_SECRET_ACCESS_KEY": SECRET,
             "VTEAM_ACCESS_CACHE_SECONDS": "0",
+            # As behind the OpenShift overlay's oauth-proxy sidecar, which reaches the backend over loopback.
+            "VTEAM_TRUST_PROXY_HEADERS": "true",
         },
     )
     operator_log = tmp_path / "operator.log"
@@ -288,3 +290,21 @@ def test_cluster_mode_without_its_event_log_refuses_to_start_in_one_line(
     assert last.startswith("error: ")
     assert said in last
     assert SECRET not in done.stderr
+
+
+def test_behind_the_proxy_name_and_groups_come_from_the_forwarded_token_not_headers(cluster: Cluster) -> None:
+    """OpenShift's oauth-proxy passes a client's own X-Forwarded-Groups through; cluster mode never believes it."""
+    with cluster.person("alice") as alice:
+        assert alice.post("/api/projects", json={"name": "team-d"}).status_code == 201
+    token = cluster.fake.add_user("mallory", ["staff"])
+    with httpx.Client(base_url=cluster.backend.url) as proxied:
+        claim = {"X-Forwarded-User": "mallory", "X-Forwarded-Groups": "vteam-admins", "X-Forwarded-Access-Token": token}
+        me = proxied.get("/api/me", headers=claim).json()
+        assert me["name"] == "mallory"
+        assert me["admin"] is False
+        assert "vteam-admins" not in me["groups"]
+        assert proxied.get("/api/projects/team-d", headers=claim).status_code == 404
+        assert proxied.delete("/api/projects/team-d", headers=claim).status_code == 404
+
+        someone_else = {**claim, "X-Forwarded-User": "alice"}
+        assert proxied.get("/api/me", headers=someone_else).status_code == 401

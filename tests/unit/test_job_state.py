@@ -240,8 +240,24 @@ def test_out_of_memory_names_the_limit() -> None:
     assert "memory limit of 4Gi" in (decision.message or "")
 
 
+def test_a_first_failed_pull_is_waited_out_as_the_kubelet_retries() -> None:
+    waiting = {"waiting": {"reason": "ErrImagePull", "message": "rpc error: i/o timeout"}}
+
+    assert runner_state(job(), [pod("Pending", waiting)]).alive
+
+
+def test_a_pod_spec_the_kubelet_cannot_honour_fails_saying_why() -> None:
+    message = 'secret "team-keys" not found'
+    waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+
+    state = runner_state(job(), [pod("Pending", waiting)])
+
+    assert not state.alive
+    assert outcome(job(), [pod("Pending", waiting)]).message == f"runner could not start: {message}"
+
+
 def test_image_that_cannot_be_pulled_fails_naming_the_image() -> None:
-    for reason in ("ErrImagePull", "ImagePullBackOff"):
+    for reason in ("ImagePullBackOff", "InvalidImageName"):
         waiting = {
             "waiting": {
                 "reason": reason,

@@ -20,7 +20,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from vteam.auth import EmbeddedAuthenticator, Role
 from vteam.auth.cluster import ClusterAuthenticator, KubeAccess, digest
 from vteam.controller.relay import PhaseRelay
-from vteam.errors import NotFound, VteamError
+from vteam.errors import InvalidInput, NotFound, VteamError
 from vteam.events import Hub
 from vteam.events.announced import PhaseTrackingLog
 from vteam.events.s3 import S3EventLog
@@ -31,6 +31,8 @@ from vteam.store import ResourceStore
 from vteam.store.kube import KubeStore
 
 log = logging.getLogger(__name__)
+RESERVED_NAMESPACES = frozenset({"default", "openshift"})
+RESERVED_PREFIXES = ("kube-", "openshift-")
 RETENTION_SECONDS = 3600.0
 USER_STORE_SECONDS = 60.0
 RETIRE_SECONDS = 300.0
@@ -154,6 +156,16 @@ class Cluster:
         if clients is not self.clients:
             await clients.close()
 
+    @staticmethod
+    def check_project_name(name: str, own_namespace: str) -> None:
+        """Projects are namespaces: names the cluster and its distributions keep for themselves are refused,
+        so nobody claims, through vTeam's account, a namespace something else will install into."""
+        if name in RESERVED_NAMESPACES or name == own_namespace or name.startswith(RESERVED_PREFIXES):
+            raise InvalidInput(
+                f"project name {name!r} is reserved for the cluster (names starting with "
+                f"{', '.join(RESERVED_PREFIXES)}, and {', '.join(sorted({*RESERVED_NAMESPACES, own_namespace}))})"
+            )
+
     async def prepare_project(self, project: str, runner_account: str) -> None:
         """What a new project's namespace needs besides its settings: the account its runner pods run as,
         which holds no rights and mounts no token."""
@@ -202,6 +214,8 @@ class Cluster:
                 removed = await self.events.expire()
             except VteamError as exc:
                 log.warning("event retention: %s", exc.detail)
+            except Exception:
+                log.exception("event retention failed; trying again in an hour")
             else:
                 if removed:
                     log.info("event retention removed %d objects", removed)
@@ -243,7 +257,10 @@ async def open_cluster(
     def seen(session: AgenticSession) -> None:
         locations[session.metadata.uid or ""] = (session.metadata.namespace or "", session.name)
 
-    relay = PhaseRelay(store, events, hub, seen=seen)
+    def gone(session: AgenticSession) -> None:
+        locations.pop(session.metadata.uid or "", None)
+
+    relay = PhaseRelay(store, events, hub, seen=seen, gone=gone)
     return cluster, store, events, ClusterAuthenticator(embedded, access), relay
 
 

@@ -63,16 +63,24 @@ async def create_project(
     body: ProjectCreate, request: Request, platform: PlatformDep, caller: SignedIn
 ) -> dict[str, Any]:
     """Any signed-in person may create a project, and becomes its admin."""
+    created = await new_project(platform, caller, body.resource())
+    await audit.record(request, platform, caller, "project.create", f"project/{created.name}", project=created.name)
+    return created.wire()
+
+
+async def new_project(platform: Platform, caller: Identity, project: Project) -> Project:
+    """Create a project with its creator as admin: the one way in, for the API and the web UI alike."""
     if caller.kind != "user":
         raise Forbidden("access keys belong to one project and cannot create projects")
-    created = await platform.store.create(body.resource())
+    if platform.cluster is not None:
+        platform.cluster.check_project_name(project.name, platform.settings.namespace)
+    created = await platform.store.create(project)
     await platform.accounts.bind(created.name, "user", caller.name, Role.ADMIN, created_by=caller.name)
     if platform.cluster is not None:
         await platform.cluster.prepare_project(created.name, platform.settings.runner_service_account)
         if caller.access_token:
             await platform.cluster.grant(created.name, "user", caller.name, Role.ADMIN)
-    await audit.record(request, platform, caller, "project.create", f"project/{created.name}", project=created.name)
-    return created.wire()
+    return created
 
 
 @router.get("/{project}", dependencies=[Depends(authorize())])

@@ -34,6 +34,9 @@ async def runner_status(
     fields = report.model_dump(exclude={"phase", "final"}, exclude_none=True)
     if report.phase == "Running":
         session = await platform.store.get(AgenticSession, name, project)
+        if session.phase == Phase.PENDING:
+            # The runner runs, so it was created: an operator that has not recorded that yet is only late.
+            session = await set_phase(platform.store, platform.events, platform.hub, project, name, Phase.CREATING)
         if session.phase == Phase.CREATING:
             updated = await set_phase(
                 platform.store, platform.events, platform.hub, project, name, Phase.RUNNING, message=None, **fields

@@ -145,14 +145,30 @@ class ClusterAuthenticator:
 
     async def authenticate(self, headers: Mapping[str, str], session_cookie: str | None) -> Identity:
         try:
-            return await self._embedded.authenticate(headers, session_cookie)
+            identity = await self._embedded.authenticate(headers, session_cookie)
         except Unauthorized:
             token = _bearer(headers)
             if token is None or RunnerTokens.looks_like(token) or token.startswith("vt_"):
                 raise
+            return await self._vouched(token)
+        if identity.kind == "user" and identity.token_id is None and not identity.is_anonymous:
+            return await self._forwarded(identity)
+        return identity
+
+    async def _vouched(self, token: str) -> Identity:
         person = await self._access.identify(token)
         if person is None:
-            raise Unauthorized("the Kubernetes API server does not know this token") from None
+            raise Unauthorized("the Kubernetes API server does not know this token")
+        return person
+
+    async def _forwarded(self, claimed: Identity) -> Identity:
+        """A proxy's forwarded person: name and groups come from the API server's review of the forwarded token,
+        never from headers, which a proxy such as OpenShift's oauth-proxy passes through from the client."""
+        if not claimed.access_token:
+            return Identity(name=claimed.name)
+        person = await self._vouched(claimed.access_token)
+        if person.name != claimed.name:
+            raise Unauthorized("the forwarded user and the forwarded token's user differ")
         return person
 
 

@@ -16,8 +16,13 @@ from vteam.controller.job import CONTAINER
 from vteam.controller.reconcile import deadline
 from vteam.resources import AgenticSession
 
-IMAGE_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
-"""Waiting reasons that mean the runner's image will not arrive, so the runner never starts."""
+IMAGE_FAILURES = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+"""Waiting reasons that mean the runner's image will not arrive, so the runner never starts. A first
+`ErrImagePull` is not one: the kubelet retries, and a registry hiccup often passes; `ImagePullBackOff` follows
+when it does not."""
+CONFIG_FAILURES = frozenset({"CreateContainerConfigError"})
+"""The pod spec cannot be honoured (a Secret or key it names is missing): the kubelet waits, the runner never
+starts."""
 
 Obj = dict[str, Any]
 
@@ -44,6 +49,8 @@ def runner_state(job: Obj | None, pods: list[Obj]) -> RunnerState:
         image = (container or {}).get("image") or _spec_image(pod or {}) or "?"
         detail = f"{waiting['reason']}: {waiting['message']}" if waiting.get("message") else waiting["reason"]
         return RunnerState("exited", reason=f"could not start: its image {image} could not be pulled ({detail})")
+    if waiting.get("reason") in CONFIG_FAILURES:
+        return RunnerState("exited", reason=f"could not start: {waiting.get('message') or waiting['reason']}")
     return RunnerState("running")
 
 

@@ -17,6 +17,8 @@ from vteam.resources import AgenticSession, Phase
 from vteam.store import ResourceStore
 
 log = logging.getLogger(__name__)
+RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 30.0
 
 
 class PhaseRelay:
@@ -33,12 +35,14 @@ class PhaseRelay:
         hub: Hub,
         *,
         seen: Callable[[AgenticSession], None] | None = None,
+        gone: Callable[[AgenticSession], None] | None = None,
     ) -> None:
         self._store = store
         self._log = log
         self._hub = hub
         self._seen = seen or (lambda _: None)
         """Told of every session the relay sees, so others (the event log's locator) need not list them."""
+        self._gone = gone or (lambda _: None)
         self._task: asyncio.Task[None] | None = None
 
     def enqueue(self, key: Key) -> None:
@@ -72,25 +76,33 @@ class PhaseRelay:
                 await self.announce(session)
         return listing.resource_version
 
-    async def _run(self, version: str) -> None:
+    async def _run(self, version: str | None) -> None:
+        """Watch for good: any failure (the API server gone for a while, history expired) relists, with a
+        growing pause while relisting fails, and watches again."""
+        pause = RETRY_SECONDS
         while True:
             try:
+                if version is None:
+                    version = await self._relist()
+                    pause = RETRY_SECONDS
                 async for event in self._store.watch(AgenticSession, resource_version=version):
                     session = event.object
                     version = session.metadata.resource_version or version
                     if event.type == "DELETED":
                         await self._log.delete(session.metadata.uid or "")
+                        self._gone(session)
                     else:
                         self._seen(session)
                         await self.announce(session)
             except Expired:
-                version = await self._relist()
+                version = None
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("phase relay failed; watching again in 1 s")
-                await asyncio.sleep(1.0)
-                version = await self._relist()
+                log.exception("phase relay failed; watching again in %.0f s", pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_RETRY_SECONDS)
+                version = None
 
     async def announce(self, session: AgenticSession) -> None:
         uid = session.metadata.uid or ""

@@ -421,6 +421,7 @@ class S3EventLog:
             st.forget()
             await self._delete([item["Key"] for item in await self._list(base)])
             self._sessions.pop(uid, None)
+            self._places.pop(uid, None)
 
     async def _segments(self, base: str) -> list[Segment]:
         found: list[Segment] = []

@@ -147,9 +147,14 @@ async def watch(feed: Feed[R], resource_version: str | None) -> AsyncIterator[Wa
     if resource_version is not None:
         version = resource_version
     failures = 0
+    empty = 0
     while True:
         try:
+            if empty:
+                # A stream that ends at once, again and again (a proxy cutting it), must not spin.
+                await asyncio.sleep(min(0.1 * 2**empty, 5.0))
             response = await _open(feed, version)
+            empty += 1
             try:
                 while (line := await _readline(response)) != b"":
                     if not line.strip():
@@ -157,6 +162,7 @@ async def watch(feed: Feed[R], resource_version: str | None) -> AsyncIterator[Wa
                     typ, raw = _event(line)
                     may_expire = False
                     failures = 0
+                    empty = 0
                     version = version_of(raw) or version
                     if typ == "BOOKMARK":
                         continue

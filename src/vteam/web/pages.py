@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from vteam.api import audit
 from vteam.api.deps import PlatformDep, get_platform, role_in
 from vteam.api.platform import Platform
+from vteam.api.projects import new_project
 from vteam.api.schemas import ProjectCreate
 from vteam.auth import NOBODY, SESSION_COOKIE, Identity, Role
 from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized, VteamError
@@ -248,14 +249,13 @@ async def create_project(
         body = ProjectCreate.model_validate(
             {"name": name.strip(), "displayName": display_name.strip() or None, "description": description or None}
         )
-        created = await platform.store.create(body.resource())
+        created = await new_project(platform, me, body.resource())
     except (InvalidInput, VteamError) as exc:
         return await _projects_page(
             request, platform, me, status_code=exc.status, form=form, errors={"name": exc.detail}
         )
     except ValueError as exc:
         return await _projects_page(request, platform, me, status_code=422, form=form, errors={"name": _first(exc)})
-    await platform.accounts.bind(created.name, "user", me.name, Role.ADMIN, created_by=me.name)
     await audit.record(request, platform, me, "project.create", f"project/{created.name}", project=created.name)
     return RedirectResponse(f"/projects/{created.name}", status_code=303)
 

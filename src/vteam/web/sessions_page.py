@@ -532,7 +532,7 @@ async def create_session(request: Request, project: str, platform: PlatformDep, 
         session.metadata.annotations[CREATED_BY] = me.name
         registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
         registry.check_secrets(session.spec.framework, await available_secrets(platform, project))
-        created = await platform.store.create(session)
+        created = await (await platform.store_for(me)).create(session)
     except ValidationError as exc:
         errors = field_errors(validation_errors(list(exc.errors())), form)
         return await _form_page(request, platform, found, form, errors, status_code=422)
