@@ -140,3 +140,19 @@ async def test_the_same_phase_announced_twice_at_once_is_stored_once(db: Databas
 
     assert first == second
     assert [env.seq for env in await log.read(uid)] == [first.seq]
+
+
+async def test_a_stale_phase_behind_the_announced_one_is_not_announced(db: Database, store: SqliteStore) -> None:
+    log = PhaseTrackingLog(SqliteEventLog(db))
+    hub = Hub()
+    relay = PhaseRelay(store, log, hub)
+    session = await new_session(store, "s5")
+    uid = session.metadata.uid or ""
+    await operator_moves(store, "s5", Phase.CREATING)
+    await set_phase(store, log, hub, PROJECT, "s5", Phase.RUNNING)
+
+    await relay.announce(
+        session.model_copy(update={"status": session.status.model_copy(update={"phase": Phase.CREATING})})
+    )
+
+    assert [env.data["value"]["phase"] for env in await log.read(uid)] == ["Running"]

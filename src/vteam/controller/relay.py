@@ -17,6 +17,14 @@ from vteam.resources import AgenticSession, Phase
 from vteam.store import ResourceStore
 
 log = logging.getLogger(__name__)
+ORDER = {
+    Phase.PENDING: 0,
+    Phase.CREATING: 1,
+    Phase.RUNNING: 2,
+    Phase.STOPPING: 3,
+    **{phase: 4 for phase in Phase if phase.terminal},
+}
+"""Phases only move forward; an announcement never goes back."""
 RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
 
@@ -108,8 +116,10 @@ class PhaseRelay:
         uid = session.metadata.uid or ""
         phase = session.phase
         previous = self._log.announced.get(uid)
-        if previous == phase.value or (previous is None and phase == Phase.PENDING):
+        if previous is None and phase == Phase.PENDING:
             return
+        if previous is not None and ORDER[phase] <= ORDER.get(Phase(previous), -1):
+            return  # the same phase again, or a stale watch event behind what was announced
         value: dict[str, object] = {"phase": phase.value, "previous": previous or "", "final": phase.terminal}
         if session.status.message:
             value["message"] = session.status.message
