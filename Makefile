@@ -101,9 +101,18 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy src
 
-test: lint typecheck $(OCTOKIT_OPENAPI_STAMP) ## lint, type-check, then every test
+# The type check runs beside the quick suites (everything but integration and browser tests), which leave a core
+# idle most of the time; the integration and browser suites then run alone, as their timings are real.
+FAST_TESTS := --ignore=tests/integration --ignore=tests/e2e
+test: lint $(OCTOKIT_OPENAPI_STAMP) ## lint, type-check, then every test
 	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="$(TEST_NEEDS)"
-	$(BIN)/python -m pytest
+	@mkdir -p test-artifacts
+	@echo "$(BIN)/mypy src (beside the quick suites; its report follows them)"
+	@$(BIN)/mypy src > test-artifacts/mypy.log 2>&1 & typing=$$!; \
+	$(BIN)/python -m pytest tests $(FAST_TESTS); quick=$$?; \
+	wait $$typing; typed=$$?; cat test-artifacts/mypy.log; \
+	test $$quick -eq 0 -a $$typed -eq 0
+	$(BIN)/python -m pytest tests/integration tests/e2e
 
 bench: setup ## measure API, event and start latency; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json

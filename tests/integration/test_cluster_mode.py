@@ -69,8 +69,10 @@ class Cluster:
         return self.backend.log() + self.operator_log.read_text(errors="replace")
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One platform for the module's tests; each test works in projects of its own."""
+    tmp_path = tmp_path_factory.mktemp("cluster")
     fake = start_fake_kube(tmp_path)
     apply(fake, *sorted((ROOT / "deploy" / "crds").glob("*.yaml")), ROOT / "deploy" / "base" / "project-roles.yaml")
     s3 = MotoS3().start()
@@ -241,12 +243,14 @@ def test_stop_deletes_the_job_and_the_session_ends_stopped(cluster: Cluster) -> 
         assert created.status_code == 201, created.text
         name = created.json()["metadata"]["name"]
         wait_for(lambda: phase_of(alice, "team-c", name) == "Running", "the runner to report Running")
+        job_uid = kube.get(f"/apis/batch/v1/namespaces/team-c/jobs/{name}").json()["metadata"]["uid"]
+        assert job_uid in cluster.kubelet.running
 
         stopped = alice.post(f"{SESSIONS.format(project='team-c')}/{name}/stop")
         assert stopped.status_code == 202, stopped.text
         wait_for(lambda: phase_of(alice, "team-c", name) == "Stopped", "the session to stop")
         assert kube.get(f"/apis/batch/v1/namespaces/team-c/jobs/{name}").status_code == 404
-        wait_for(lambda: not cluster.kubelet.running, "the runner process to be killed", timeout=15)
+        wait_for(lambda: job_uid not in cluster.kubelet.running, "the runner process to be killed", timeout=15)
 
         assert alice.delete(f"{SESSIONS.format(project='team-c')}/{name}").status_code == 204
         wait_for(
