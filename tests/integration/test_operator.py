@@ -412,3 +412,38 @@ async def test_deleting_a_session_removes_its_job_and_secret(cluster: Cluster, k
         return await job(kube, ns, "doomed") is None and await secret(kube, ns, "doomed-runner") is None
 
     await eventually(cleaned, "the Job and Secret to be garbage-collected")
+
+
+async def test_an_end_decided_on_a_session_that_changed_meanwhile_is_decided_again(
+    cluster: Cluster, kube: KubeClients
+) -> None:
+    """The runner's final report can land between the operator's read and its write: the write must not hold,
+    or the session would end with the exit code's text instead of the runner's own message."""
+    from vteam.controller.operator import Operator
+    from vteam.errors import Conflict
+    from vteam.resources import AgenticSession, Phase, status_patch
+    from vteam.settings import Settings
+    from vteam.store.kube import KubeStore
+
+    ns = f"race-{uuid.uuid4().hex[:6]}"  # a namespace the running operator does not serve
+    await kube.core.create_namespace({"metadata": {"name": ns, "labels": {"vteam.ambient-code/managed": "true"}}})
+    await create_session(kube, ns, "raced")
+    store = KubeStore(kube, owns_clients=False)
+    await store.patch_status(AgenticSession, "raced", ns, status_patch(phase=Phase.CREATING))
+    decided_on = await store.get(AgenticSession, "raced", ns)
+    reported = "agent failed: the tests did not pass"
+    await store.patch_status(AgenticSession, "raced", ns, status_patch(message=reported))
+    operator = Operator(
+        settings=Settings(public_url="http://vteam-backend.vteam.svc:8080", home=cluster.home),
+        clients=kube,
+        store=store,
+        tokens=RunnerTokens(b"k" * 32),
+        namespaces=[ns],
+    )
+
+    with pytest.raises(Conflict):
+        await operator.set_phase(decided_on.key, Phase.FAILED, message="runner exited with code 1", based_on=decided_on)
+
+    now = await store.get(AgenticSession, "raced", ns)
+    assert now.phase == Phase.CREATING
+    assert now.status.message == reported

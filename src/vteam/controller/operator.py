@@ -252,7 +252,7 @@ class Operator:
                 await self._delete_job(session)
             case Action.FINISH:
                 assert decision.phase is not None
-                await self.set_phase(key, decision.phase, message=decision.message)
+                await self.set_phase(key, decision.phase, message=decision.message, based_on=session)
                 if job is not None and lingers(job, pods):
                     await self._delete_job(session)
                 self._forget_timer(key)
@@ -303,11 +303,26 @@ class Operator:
         )
         self._later(session.key, session.spec.timeout + 0.05)
 
-    async def set_phase(self, key: Key, phase: Phase, *, message: str | None = None, **fields: Any) -> AgenticSession:
-        """Move a session to `phase` under the phase rules, retrying on write conflicts; no event is written here."""
+    async def set_phase(
+        self,
+        key: Key,
+        phase: Phase,
+        *,
+        message: str | None = None,
+        based_on: AgenticSession | None = None,
+        **fields: Any,
+    ) -> AgenticSession:
+        """Move a session to `phase` under the phase rules, retrying on write conflicts; no event is written here.
+
+        With `based_on`, the session a decision was made on, the write holds only if nothing changed since: a
+        runner's final report landing meanwhile is a Conflict, and the session is decided again with it.
+        """
         project, name = key
         for attempt in range(RETRIES):
-            current = await self._store.get(AgenticSession, name, project)
+            if based_on is not None and attempt == 0:
+                current = based_on
+            else:
+                current = await self._store.get(AgenticSession, name, project)
             check_transition(current.phase, phase)
             changes: dict[str, Any] = {"phase": phase, "message": message, **fields}
             if phase.terminal and current.status.completion_time is None:
@@ -317,7 +332,7 @@ class Operator:
             try:
                 updated = await self._patch_status(current, status_patch(**changes))
             except Conflict:
-                if attempt == RETRIES - 1:
+                if based_on is not None or attempt == RETRIES - 1:
                     raise
                 continue
             if updated.phase != current.phase:
