@@ -26,7 +26,7 @@ TESTDATA := .testdata
 OCTOKIT_OPENAPI_VERSION := 23.0.2
 OCTOKIT_OPENAPI_STAMP := $(TESTDATA)/.octokit-openapi-$(OCTOKIT_OPENAPI_VERSION)
 
-.PHONY: run test lint typecheck bench setup system clean manifests
+.PHONY: run test lint typecheck bench setup system node clean manifests
 
 # Debian packages the platform needs at run time (git); installed when missing.
 SYSTEM_NEEDS := git
@@ -35,8 +35,7 @@ SYSTEM_NEEDS := git
 # (never `playwright install`).
 TEST_NEEDS := git ssh sshd chromium
 
-$(BIN)/python:
-	@$(MAKE) --no-print-directory system
+$(BIN)/python: | system
 	$(PYTHON) -m venv $(VENV) || { $(APT) python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
@@ -56,37 +55,38 @@ system: ## install missing system packages with apt-get
 
 # Codex CLI (npm @openai/codex; its native binary comes inside the package): installed when missing or when
 # CODEX_VERSION changes, with node and npm from apt-get when they are missing.
-$(CODEX_STAMP):
-	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
+$(CODEX_STAMP): | node
 	npm install --prefix $(AGENTS) --no-audit --no-fund --loglevel=error @openai/codex@$(CODEX_VERSION)
 	@rm -f $(AGENTS)/.codex-*
 	@touch $(CODEX_STAMP)
 
 # Gemini CLI (npm @google/gemini-cli, bundled JavaScript for node >= 20): installed the same way, when missing or
-# when GEMINI_VERSION changes.
-$(GEMINI_STAMP):
-	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
+# when GEMINI_VERSION changes; after Codex, as both go into the same npm prefix.
+$(GEMINI_STAMP): | node $(CODEX_STAMP)
 	npm install --prefix $(AGENTS) --no-audit --no-fund --loglevel=error @google/gemini-cli@$(GEMINI_VERSION)
 	@rm -f $(AGENTS)/.gemini-cli-*
 	@touch $(GEMINI_STAMP)
 
-$(MINI_SWE_STAMP):
+$(MINI_SWE_STAMP): | $(BIN)/python
 	$(PYTHON) -m venv $(AGENTS)/mini-swe-agent
 	$(AGENTS)/mini-swe-agent/bin/python -m pip install --quiet mini-swe-agent==$(MINI_SWE_VERSION) mcp
 	@rm -f $(AGENTS)/.mini-swe-agent-*
 	@touch $(MINI_SWE_STAMP)
 
-$(WEB_STAMP):
-	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
+$(WEB_STAMP): | node
 	npm install --prefix $(WEB) --no-audit --no-fund --loglevel=error htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION)
 	@rm -f $(WEB)/.htmx-*
 	@touch $(WEB_STAMP)
 
-$(OCTOKIT_OPENAPI_STAMP):
-	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
+$(OCTOKIT_OPENAPI_STAMP): | node
 	npm install --prefix $(TESTDATA) --no-audit --no-fund --loglevel=error @octokit/openapi@$(OCTOKIT_OPENAPI_VERSION)
 	@rm -f $(TESTDATA)/.octokit-openapi-*
 	@touch $(OCTOKIT_OPENAPI_STAMP)
+
+# node and npm for the npm installs, once (they may run side by side), after the venv's own system packages, so
+# that two apt-gets never run at once.
+node: | $(BIN)/python
+	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
 
 setup: system $(STAMP) $(WEB_STAMP) $(CODEX_STAMP) $(MINI_SWE_STAMP) $(GEMINI_STAMP) ## create .venv and install vTeam with its test tools and agent CLIs
 
@@ -104,7 +104,11 @@ typecheck: setup
 # The type check runs beside the quick suites (everything but integration and browser tests), which leave a core
 # idle most of the time; the integration and browser suites then run alone, as their timings are real.
 FAST_TESTS := --ignore=tests/integration --ignore=tests/e2e
-test: lint $(OCTOKIT_OPENAPI_STAMP) ## lint, type-check, then every test
+test: ## lint, type-check, then every test
+	@# The installs are independent (the venv, npm packages, mini-swe-agent's venv): side by side, they take the
+	@# time of the longest.
+	@$(MAKE) --no-print-directory -j4 setup $(OCTOKIT_OPENAPI_STAMP)
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="$(TEST_NEEDS)"
 	@mkdir -p test-artifacts
 	@echo "$(BIN)/mypy src (beside the quick suites; its report follows them)"
