@@ -59,7 +59,7 @@ class UserStores:
             return held[1]
         if held is not None:
             self._retire(self._live.pop(key)[1], now)
-        store = KubeStore(KubeClients.of(user_configuration(self._base, token)))
+        store = KubeStore.for_user(self._base, token)
         self._live[key] = (now + USER_STORE_SECONDS, store)
         while len(self._live) > self._size:
             self._retire(self._live.popitem(last=False)[1][1], now)
@@ -236,7 +236,7 @@ async def open_cluster(
     """The backend's own store (its service account), the event log, the authenticator and the phase relay."""
     configuration = await load_configuration(settings.kubeconfig)
     clients = KubeClients.of(configuration)
-    store = KubeStore(KubeClients.of(configuration))
+    store = KubeStore.connect(configuration)
     admin_groups = tuple(g.strip() for g in settings.admin_groups.split(",") if g.strip())
     access = KubeAccess(clients, ttl=settings.access_cache_seconds, admin_groups=admin_groups)
     locations: dict[str, tuple[str, str]] = {}
