@@ -103,7 +103,7 @@ typecheck: setup
 
 # The type check runs beside the quick suites (everything but integration and browser tests), which leave a core
 # idle most of the time; the integration and browser suites then run alone, as their timings are real.
-FAST_TESTS := --ignore=tests/integration --ignore=tests/e2e
+FAST_TESTS := --ignore=tests/integration --ignore=tests/e2e --ignore=tests/security
 test: ## lint, type-check, then every test
 	@# The installs are independent (the venv, npm packages, mini-swe-agent's venv): side by side, they take the
 	@# time of the longest.
@@ -116,7 +116,7 @@ test: ## lint, type-check, then every test
 	$(BIN)/python -m pytest tests $(FAST_TESTS); quick=$$?; \
 	wait $$typing; typed=$$?; cat test-artifacts/mypy.log; \
 	test $$quick -eq 0 -a $$typed -eq 0
-	$(BIN)/python -m pytest tests/integration tests/e2e
+	$(BIN)/python -m pytest tests/integration tests/security tests/e2e
 
 bench: setup ## measure API, event and start latency; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json

@@ -79,7 +79,9 @@ def up(
 
     from vteam import logs
     from vteam.api import Platform
+    from vteam.api.middleware import proxy_secret, proxy_trust
     from vteam.errors import VteamError
+    from vteam.events.envelope import MAX_FRAME_BYTES
     from vteam.settings import Settings
     from vteam.web import create_app
 
@@ -87,6 +89,11 @@ def up(
     settings = Settings(**overrides)
     settings.home = settings.home.resolve()
     logs.configure(settings.log_level, settings.log_format)
+    if settings.trust_proxy_headers and proxy_secret(settings) is None:
+        fail(
+            "VTEAM_TRUST_PROXY_HEADERS=true needs VTEAM_PROXY_SECRET, a secret the proxy sends to prove itself "
+            "(any agent on this host reaches loopback, so an address proves nothing; see docs/security.md)"
+        )
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only then (no 40 ms ACK stalls).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -107,10 +114,20 @@ def up(
             return exc.detail
         application = create_app(settings, server_url=settings.public_url or url, platform=platform)
         config = uvicorn.Config(
-            application, log_config=None, access_log=False, ws_max_size=64 * 1024 * 1024, timeout_graceful_shutdown=3
+            application,
+            log_config=None,
+            access_log=False,
+            # X-Forwarded-For/-Proto count only from a proxy that proves itself (api.middleware.ProxyHeaders), not
+            # from whoever reaches loopback, as uvicorn would take them.
+            proxy_headers=False,
+            # Every WebSocket message is held whole before the app sees it: no larger than users' limit (which
+            # the app checks again per route) or what a runner's frames need, whichever is more.
+            ws_max_size=max(settings.max_ws_frame_bytes, MAX_FRAME_BYTES),
+            timeout_graceful_shutdown=3,
         )
         server = uvicorn.Server(config)
         typer.echo(f"vTeam is up on {url}  (data in {settings.home}; Ctrl-C to stop)", err=True)
+        typer.echo(proxy_trust(settings), err=True)
         if platform.first_login is not None:
             link = f"{(settings.public_url or url).rstrip('/')}/login?token={platform.first_login}"
             typer.echo(
@@ -699,6 +716,26 @@ def project_members(name: str, server: ServerOpt = DEFAULT_SERVER, as_json: Json
     if as_json:
         return emit_json(result["items"])
     table([[b["subjectType"], b["subjectName"], b["role"]] for b in result["items"]], ["TYPE", "NAME", "ROLE"])
+
+
+@project_app.command("local-roots")
+def project_local_roots(
+    name: str,
+    roots: Annotated[
+        list[str] | None, typer.Argument(help="Folders to allow; none: show the current ones.", show_default=False)
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Allow no local folders.")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Which local folders a project's sessions may use as repositories (platform admins set them)."""
+    path = f"/api/admin/projects/{name}/repository-policy"
+    if roots or clear:
+        body = {"localRoots": [] if clear else list(roots or [])}
+        result = call(server, lambda c: c.request("PUT", path, json=body))
+    else:
+        result = call(server, lambda c: c.request("GET", path))
+    allowed = result["localRoots"]
+    typer.echo("\n".join(allowed) if allowed else f"{name}: no local folders allowed")
 
 
 @project_app.command("grant")

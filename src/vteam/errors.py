@@ -5,6 +5,7 @@ VteamError
 ├── AlreadyExists       409: a resource with that name exists
 ├── Conflict            409: a write raced another (stale resourceVersion)
 ├── InvalidInput        422: a request is well-formed JSON but its content is wrong
+│   └── RepositoryRefused   422: a repository URL or path the repository policy does not allow
 ├── InvalidTransition   409: a phase change the phase rules forbid
 ├── Unauthorized        401: no or bad credentials
 ├── Forbidden           403: credentials are fine, the action is not allowed
@@ -52,6 +53,25 @@ class InvalidInput(VteamError):
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail, errors=errors or [])
         self.errors = errors or []
+
+
+class RepositoryRefused(InvalidInput):
+    """The repository policy refused a URL or path: the message names the field and the reason, never a secret."""
+
+    title = "Repository refused"
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(
+            f"{field}: {reason}" if field else reason,
+            errors=[{"loc": _loc(field) if field else [], "msg": reason, "type": "repository_refused"}],
+        )
+        self.reason = reason
+        self.field = field
+
+
+def _loc(field: str) -> list[str]:
+    """`repos[0].input.url` as the API's problem details give a location: ["repos", "0", "input", "url"]."""
+    return [part for part in field.replace("[", ".").replace("]", "").split(".") if part]
 
 
 class InvalidTransition(VteamError):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,27 +64,59 @@ class Settings(BaseSettings):
         None, description="Private key runners give ssh for ssh:// and user@host:path remotes."
     )
     git_username: str = Field("x-access-token", description="User name paired with `VTEAM_GIT_TOKEN`.")
+    repo_allow_hosts: str = Field(
+        "",
+        description="Hosts, addresses or CIDR ranges (comma-separated) sessions' repositories may be on although "
+        "they are loopback, link-local, private or otherwise not public; empty: public addresses only.",
+    )
+    repo_service_ranges: str = Field(
+        "10.96.0.0/12",
+        description="The cluster's service network (CIDR ranges, comma-separated): refused for repositories "
+        "even where an allowed range holds it (only an exact host or address in `repo_allow_hosts` passes).",
+    )
     admin_token: SecretStr | None = Field(
         None, description="Seeds a platform-admin API token, for automation and recovery; never logged."
     )
     trust_proxy_headers: bool = Field(
         False,
         description="Take the identity from an OAuth proxy's X-Forwarded-User/-Groups headers "
-        "(only behind a proxy that sets them, as on OpenShift).",
+        "(only behind a proxy that sets them, as on OpenShift); needs `VTEAM_PROXY_SECRET`.",
+    )
+    proxy_secret: SecretStr | None = Field(
+        None,
+        description="Secret the proxy proves itself with, in X-Vteam-Proxy-Secret or as the password of its "
+        "Basic auth (oauth-proxy's --basic-auth-password); without it forwarded identity headers are dropped.",
     )
     trusted_proxies: str = Field(
         "127.0.0.1,::1",
-        description="Addresses (comma-separated) whose forwarded identity headers are believed, with "
-        "`trust_proxy_headers`; from any other address they are dropped.",
+        description="Addresses (comma-separated) a proxy must also come from, with `trust_proxy_headers`; "
+        "empty: any. An extra restriction only: the proof is `VTEAM_PROXY_SECRET`.",
     )
     admin_groups: str = Field(
         "vteam-admins", description="Groups (comma-separated) whose members are platform admins, via the proxy."
     )
     session_hours: float = Field(12.0, gt=0, description="How long a browser sign-in lasts.")
+    allowed_origins: str = Field(
+        "",
+        description="Comma-separated browser origins (e.g. `https://vteam.apps.example.com`) whose pages may send "
+        "cookie-signed writes besides the server's own (its `Host`, or `VTEAM_PUBLIC_URL`): for a proxy in front "
+        "that rewrites `Host` or terminates TLS without saying so.",
+    )
     login_link_minutes: float = Field(60.0, gt=0, description="How long a one-time login link works.")
     max_body_bytes: int = Field(2_097_152, ge=1024, description="Largest request body the API accepts (413 above).")
     write_rate_per_minute: int = Field(
         240, ge=0, description="Writes (POST, PUT, PATCH, DELETE) each identity may make a minute; 0: no limit."
+    )
+    max_ws_frame_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest WebSocket message a user (not a runner) may send; larger ones close the socket with 1009.",
+    )
+    max_streams_per_caller: int = Field(
+        20, ge=0, description="Event streams (SSE and WebSocket) one user or access key may hold open; 0: no limit."
+    )
+    stream_recheck_seconds: float = Field(
+        5.0, gt=0, description="How often an open stream re-checks its caller's credential and role when idle."
     )
     github_url: str = Field(
         "https://github.com", description="Web URL of the GitHub (or GitHub Enterprise) whose repos get pull requests."
@@ -148,6 +181,17 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field("text", description="`json` for structured logs.")
     log_level: str = Field("INFO", description="Root log level.")
+
+    @field_validator("repo_service_ranges")
+    @classmethod
+    def _cidr_ranges(cls, value: str) -> str:
+        """A typo here would otherwise surface as a failed session create, long after start-up."""
+        for entry in value.replace(",", " ").split():
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address range (CIDR), e.g. 10.96.0.0/12") from None
+        return value
 
     @property
     def database_path(self) -> Path:

@@ -77,7 +77,10 @@ def assert_not_reloaded(page: Page) -> None:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
+def repo(tmp_path: Path, admin: httpx.Client, project: str) -> Path:
+    """A bare repo in a folder the platform admin lets the project's sessions use (the repository policy)."""
+    allowed = admin.put(f"/api/admin/projects/{project}/repository-policy", json={"localRoots": [str(tmp_path)]})
+    assert allowed.status_code == 200, allowed.text
     return bare_repo(tmp_path, files={"README.md": "hello\n"})
 
 
@@ -443,8 +446,11 @@ def test_a_view_only_member_sees_no_write_controls_and_is_refused(
         f"/projects/{project}/settings/secrets": {"name": "SNEAKY", "value": "x"},
         f"/projects/{project}/settings/defaults": {"framework": "script", "model": "", "timeout_seconds": "60"},
     }
+    # As the viewer's own page would send them (its origin and CSRF token): the role, not the web edge, refuses.
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+    origin = page.evaluate("() => window.location.origin")
     for path, form in refused.items():
-        answer = page.request.post(path, form=form, max_redirects=0)
+        answer = page.request.post(path, form={**form, "csrf_token": csrf}, headers={"Origin": origin}, max_redirects=0)
         assert answer.status == 403, f"POST {path} as a viewer: {answer.status}"
     assert alice.get(sessions_path(project, "watched")).json()["status"]["phase"] != "Stopped"
     alice.post(sessions_path(project, "watched") + "/stop")

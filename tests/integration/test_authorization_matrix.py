@@ -182,8 +182,9 @@ def _login_link(world: World, who: str) -> dict[str, str]:
 
 
 def _fresh_token(world: World, who: str) -> dict[str, str]:
-    """Logging out revokes the token it comes with: people log out with a token of their own made for it."""
-    if who not in PEOPLE:
+    """Logging out revokes the token it comes with: people (and the platform admin, whose VTEAM_ADMIN_TOKEN
+    cannot be revoked that way) log out with a token of their own made for it."""
+    if who not in (*PEOPLE, "platform"):
         return {}
     response = world.http.post("/api/tokens", json={"name": "to log out"}, headers=world.as_(who))
     assert response.status_code == 201, response.text
@@ -323,7 +324,6 @@ ROUTES: dict[tuple[str, str], Case] = {
         Need.ADMIN, 204, path="/api/projects/{project}/secrets/{secret}", setup=_secret
     ),
     # accounts
-    ("GET", "/login"): Case(Need.PUBLIC, 303, path="/login?token={link}", setup=_login_link),
     ("POST", "/api/login"): Case(Need.PUBLIC, 200, body={"token": "{link}"}, setup=_login_link),
     ("POST", "/api/logout"): Case(Need.SIGNED_IN, 204, setup=_fresh_token),
     ("GET", "/api/me"): Case(Need.SIGNED_IN, 200),
@@ -353,6 +353,11 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/api/audit/export"): Case(Need.ADMIN, 200, path="/api/audit/export?project={project}"),
     ("GET", "/api/audit/verify"): Case(Need.PLATFORM, 200),
     ("POST", "/api/admin/vault/rotate"): Case(Need.PLATFORM, 200),
+    # the repository policy: which local folders a project's sessions may use (platform admins only)
+    ("GET", "/api/admin/projects/{project}/repository-policy"): Case(Need.PLATFORM, 200),
+    ("PUT", "/api/admin/projects/{project}/repository-policy"): Case(
+        Need.PLATFORM, 200, body={"localRoots": ["/srv/git/authz"]}
+    ),
 }
 
 

@@ -30,7 +30,10 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
         ([{"input": {"url": "ftp://example.com/r.git"}}], "scheme 'ftp'"),
         ([{"input": {"url": "relative/path"}}], "is not a URL vTeam can clone"),
         ([{"input": {"url": "ext::sh -c touch% /tmp/pwned"}}], "remote helper"),
-        ([{"input": {"url": "https://user:hunter22@example.com/r.git"}}], "must not carry a password"),
+        (
+            [{"input": {"url": "https://user:hunter22@example.com/r.git"}}],
+            "must not carry a user name, password or token",
+        ),
         ([{"input": {"url": "/tmp/r", "branch": "bad..branch"}}], "contains '..'"),
         ([{"input": {"url": "/tmp/r", "branch": "-rf"}}], "starts with '-'"),
         ([{"input": {"url": "/tmp/r"}, "output": {"url": "/tmp/r", "targetBranch": "a b"}}], "space"),

@@ -9,6 +9,7 @@ each Job's `vteam runner` as a local process with the env its pod spec declares,
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ from tests.support.server import FOREIGN, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = "/api/projects/{project}/agentic-sessions"
+PROXY_SECRET = "oauth-proxy-shared-secret"
 
 
 def apply(fake: FakeKube, *files: Path) -> None:
@@ -87,8 +89,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "VTEAM_S3_ACCESS_KEY_ID": KEY_ID,
             "VTEAM_S3_SECRET_ACCESS_KEY": SECRET,
             "VTEAM_ACCESS_CACHE_SECONDS": "0",
-            # As behind the OpenShift overlay's oauth-proxy sidecar, which reaches the backend over loopback.
+            # As behind the OpenShift overlay's oauth-proxy sidecar, which proves itself with the shared secret.
             "VTEAM_TRUST_PROXY_HEADERS": "true",
+            "VTEAM_PROXY_SECRET": PROXY_SECRET,
         },
     )
     operator_log = tmp_path / "operator.log"
@@ -303,6 +306,8 @@ def test_behind_the_proxy_name_and_groups_come_from_the_forwarded_token_not_head
     token = cluster.fake.add_user("mallory", ["staff"])
     with httpx.Client(base_url=cluster.backend.url) as proxied:
         claim = {"X-Forwarded-User": "mallory", "X-Forwarded-Groups": "vteam-admins", "X-Forwarded-Access-Token": token}
+        # What the overlay's oauth-proxy adds with --basic-auth-password: its proof of being the proxy.
+        claim["Authorization"] = "Basic " + base64.b64encode(f"mallory:{PROXY_SECRET}".encode()).decode()
         me = proxied.get("/api/me", headers=claim).json()
         assert me["name"] == "mallory"
         assert me["admin"] is False

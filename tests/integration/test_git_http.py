@@ -66,7 +66,8 @@ def test_bad_token_fails_with_a_readable_message(tmp_path: Path) -> None:
             server.close()
     assert done["status"]["phase"] == "Failed"
     assert "repos[0]" in done["status"]["message"]
-    assert "git clone failed" in done["status"]["message"]
+    assert "cloning repos[0] from" in done["status"]["message"]
+    assert "repository not found or access denied" in done["status"]["message"]
     assert "wrong-token-value" not in done["status"]["message"]
     assert git_http.auth_failures >= 1
 
@@ -153,5 +154,5 @@ def test_token_is_offered_only_to_its_hosts(tmp_path: Path) -> None:
         finally:
             server.close()
     assert done["status"]["phase"] == "Failed"
-    assert "git clone failed" in done["status"]["message"]
+    assert "cloning repos[0] from" in done["status"]["message"]
     assert git_http.auth_failures >= 1

@@ -51,5 +51,5 @@ def test_ssh_without_a_key_fails_without_prompting(tmp_path: Path) -> None:
         finally:
             server.close()
     assert done["status"]["phase"] == "Failed"
-    assert "git clone failed" in done["status"]["message"]
-    assert "Permission denied" in done["status"]["message"]
+    assert "cloning repos[0] from" in done["status"]["message"]
+    assert "repository not found or access denied" in done["status"]["message"]

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.api import create_session, sessions_path, wait_phase
+from tests.support.browser import Browser
 from tests.support.cli import vteam
 from tests.support.server import Server
 
@@ -65,17 +66,23 @@ def test_the_first_start_prints_a_one_time_link_that_signs_a_browser_in(tmp_path
         match = LINK.search(server.log())
         assert match, "the first start prints a login link"
         link = match.group(1)
-        with httpx.Client() as browser:
-            signed_in = browser.get(link, follow_redirects=False)
+        with Browser(server.url) as browser:
+            page = browser.get(link, follow_redirects=False)
+            assert page.status_code == 200, "opening the link shows a page; only its button signs in"
+            assert "set-cookie" not in page.headers
+            assert "Sign in as admin" in page.text
+            token = parse_qs(urlsplit(link).query)["token"][0]
+            signed_in = browser.post("/login", data={"token": token})
             assert signed_in.status_code == 303
             cookie = signed_in.headers["set-cookie"]
             assert "vteam_session=" in cookie
             assert "HttpOnly" in cookie
-            assert "SameSite=lax" in cookie
+            assert "SameSite=strict" in cookie
             me = browser.get(f"{server.url}/api/me")
             assert me.json() == {"name": "admin", "kind": "user", "admin": True, "groups": []}
             again = browser.get(link, follow_redirects=False)
-            assert "already been used" in _problem(again, 401)["detail"]
+            assert again.status_code == 401
+            assert "already been used" in again.text
             assert browser.post(f"{server.url}/api/logout").status_code == 204
             browser.cookies.clear()
             _problem(browser.get(f"{server.url}/api/me"), 401)
@@ -198,7 +205,8 @@ def test_deleting_a_project_drops_its_bindings_and_keys(server: Server) -> None:
 
 
 def test_a_trusted_proxy_names_the_user_and_groups(tmp_path: Path) -> None:
-    server = Server(tmp_path / "home", env={"VTEAM_TRUST_PROXY_HEADERS": "true", "VTEAM_ADMIN_GROUPS": "ops"})
+    env = {"VTEAM_TRUST_PROXY_HEADERS": "true", "VTEAM_ADMIN_GROUPS": "ops", "VTEAM_PROXY_SECRET": "s3cret-proxy"}
+    server = Server(tmp_path / "home", env=env)
     server.start()
     try:
         with server.client() as admin:
@@ -207,7 +215,7 @@ def test_a_trusted_proxy_names_the_user_and_groups(tmp_path: Path) -> None:
                 f"/api/projects/{project}/permissions",
                 json={"subjectType": "group", "subjectName": "team-x", "role": "edit"},
             )
-        with httpx.Client(base_url=server.url) as proxied:
+        with httpx.Client(base_url=server.url, headers={"X-Vteam-Proxy-Secret": "s3cret-proxy"}) as proxied:
             alice = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "team-x, staff"}
             assert proxied.get(f"/api/projects/{project}/access", headers=alice).json()["role"] == "edit"
             outsider = {"X-Forwarded-User": "mallory", "X-Forwarded-Groups": "staff"}
@@ -220,11 +228,16 @@ def test_a_trusted_proxy_names_the_user_and_groups(tmp_path: Path) -> None:
 
 def test_forwarded_headers_count_only_from_the_proxys_own_address(tmp_path: Path) -> None:
     """A runner pod or anything else that reaches the backend directly cannot claim to be someone."""
-    env = {"VTEAM_TRUST_PROXY_HEADERS": "true", "VTEAM_ADMIN_GROUPS": "ops", "VTEAM_TRUSTED_PROXIES": "10.1.2.3"}
+    env = {
+        "VTEAM_TRUST_PROXY_HEADERS": "true",
+        "VTEAM_ADMIN_GROUPS": "ops",
+        "VTEAM_TRUSTED_PROXIES": "10.1.2.3",
+        "VTEAM_PROXY_SECRET": "s3cret-proxy",
+    }
     server = Server(tmp_path / "home", env=env)
     server.start()
     try:
-        with httpx.Client(base_url=server.url) as direct:
+        with httpx.Client(base_url=server.url, headers={"X-Vteam-Proxy-Secret": "s3cret-proxy"}) as direct:
             spoof = {"X-Forwarded-User": "olga", "X-Forwarded-Groups": "ops", "X-Forwarded-Access-Token": "t"}
             _problem(direct.get("/api/me", headers=spoof), 401)
     finally:

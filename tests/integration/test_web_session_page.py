@@ -14,13 +14,14 @@ import httpx
 import pytest
 
 from tests.support.api import create_session, read_events, wait_phase
+from tests.support.browser import Browser
 from tests.support.server import Server
 
 
 @contextlib.contextmanager
 def browser(server: Server, token: str) -> Iterator[httpx.Client]:
     """A client that signs in like a browser does: the form, then a session cookie."""
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with Browser(server.url, timeout=30) as client:
         response = client.post("/signin", data={"token": token})
         assert response.status_code == 303, response.text
         yield client

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.support.api import create_session, get_session, wait_phase
+from tests.support.browser import Browser
 from tests.support.server import Server
 from vteam.web.sessions_page import RepoForm, SessionForm, ago, field_errors, short_repo
 
@@ -43,7 +44,7 @@ def _person(server: Server, api: httpx.Client, project: str, role: str | None) -
 @contextlib.contextmanager
 def _browser(server: Server, token: str) -> Iterator[httpx.Client]:
     """A cookie-holding client signed in the way a person is: the /signin form."""
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with Browser(server.url, timeout=30) as client:
         response = client.post("/signin", data={"token": token})
         assert response.status_code == 303, response.text
         assert client.cookies.get("vteam_session")
@@ -281,6 +282,9 @@ def test_valid_form_creates_the_session_and_redirects(
     api: httpx.Client, project: str, repo: Path, owner: tuple[str, httpx.Client]
 ) -> None:
     me, browser = owner
+    # A project admin is no platform admin: the platform admin lets the project use the repo's folder.
+    allowed = api.put(f"/api/admin/projects/{project}/repository-policy", json={"localRoots": [str(repo.parent)]})
+    assert allowed.status_code == 200, allowed.text
     name = f"from-web-{uuid.uuid4().hex[:6]}"
     form = {
         "prompt": "true",

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.api import sessions_path
+from tests.support.browser import Browser
 from tests.support.server import Server
 
 SECRET_VALUE = "sk-ant-web-settings-never-shown-42"
@@ -47,7 +48,7 @@ def _person(server: Server, api: httpx.Client, prefix: str) -> Iterator[Person]:
     login = api.post("/api/login", json={"token": link})
     assert login.status_code == 200, login.text
     token = login.json()["token"]
-    with httpx.Client(base_url=server.url, timeout=30) as browser:
+    with Browser(server.url, timeout=30) as browser:
         signed = browser.post("/signin", data={"token": token})
         assert signed.status_code == 303, signed.text
         yield Person(made.json()["name"], token, browser)

@@ -40,6 +40,9 @@ class Server:
                 "VTEAM_ADMIN_TOKEN": self.token,
                 # Tests write far faster than people; the limit has its own test.
                 "VTEAM_WRITE_RATE_PER_MINUTE": "0",
+                # The tests' own git and forge servers listen on loopback; the repository policy refuses it
+                # unless allowed. tests/security passes "" here to see the refusals.
+                "VTEAM_REPO_ALLOW_HOSTS": "127.0.0.1,::1",
                 **self.env,
             }
         )

@@ -319,6 +319,23 @@ def test_openshift_signs_people_in_through_the_oauth_proxy() -> None:
     assert '"name":"vteam"' in reference
 
 
+def test_the_oauth_proxy_proves_itself_with_the_secret_the_backend_expects() -> None:
+    """Forwarded identity headers count only with VTEAM_PROXY_SECRET: the sidecar sends it as its Basic auth
+    password, both read from the same Secret key, never written into the manifest."""
+    pod = find(rendered("openshift"), "Deployment", "vteam-backend")["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    backend_env = {e["name"]: e for e in containers["backend"]["env"]}
+    proxy_env = {e["name"]: e for e in containers["oauth-proxy"].get("env", [])}
+    source = backend_env["VTEAM_PROXY_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert source == {"name": "vteam-oauth-proxy", "key": "proxy-secret"}
+    args = containers["oauth-proxy"]["args"]
+    assert "--pass-basic-auth=true" in args
+    password = next(a.split("=", 1)[1] for a in args if a.startswith("--basic-auth-password="))
+    variable = re.fullmatch(r"\$\((\w+)\)", password)
+    assert variable is not None, "the password comes from the Secret through the environment"
+    assert proxy_env[variable[1]]["valueFrom"]["secretKeyRef"] == source
+
+
 def test_dev_overlay_brings_its_own_object_store() -> None:
     docs = rendered("dev")
     find(docs, "Deployment", "minio")

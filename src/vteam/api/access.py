@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
-from vteam.api.deps import Editor, PlatformDep, ProjectAdmin, authorize, role_in
+from vteam.api.deps import Editor, EditorIssuer, PlatformDep, ProjectAdmin, authorize, role_in
 from vteam.auth import Identity, Role
 from vteam.errors import Conflict, Forbidden, NotFound
 from vteam.resources import CamelModel, Project
@@ -109,10 +109,12 @@ async def list_keys(project: str, platform: PlatformDep) -> dict[str, Any]:
 
 @router.post("/keys", status_code=201)
 async def create_key(
-    project: str, body: KeyIn, request: Request, platform: PlatformDep, caller: Editor
+    project: str, body: KeyIn, request: Request, platform: PlatformDep, caller: EditorIssuer
 ) -> dict[str, Any]:
     """A new access key; its secret is in this answer only. A key's role is at most its creator's, and only
-    people make keys: a leaked key must not be able to mint successors that outlive its revocation."""
+    people make keys: a leaked key must not be able to mint successors that outlive its revocation. Through
+    the API the browser's cookie alone may not make one (`EditorIssuer`); the settings page calls this
+    function itself, behind its own CSRF-checked form."""
     if caller.kind != "user":
         raise Forbidden("only people create access keys")
     await platform.store.get(Project, project)

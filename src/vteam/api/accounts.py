@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
-from vteam.api.deps import Person, PlatformAdmin, PlatformDep, SignedIn, authorize
+from vteam.api.deps import Person, PersonIssuer, PlatformAdmin, PlatformAdminIssuer, PlatformDep, SignedIn, authorize
 from vteam.auth import SESSION_COOKIE, Identity
 from vteam.auth.embedded import ADMIN_TOKEN_ID
-from vteam.errors import InvalidInput, NotFound, Unauthorized
+from vteam.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from vteam.resources import CamelModel
 from vteam.resources.validation import check_name
 
@@ -41,44 +40,10 @@ def _link(request: Request, platform: Any, secret: str) -> str:
     return f"{base.rstrip('/')}/login?token={secret}"
 
 
-def _secure(request: Request, platform: Any) -> bool:
-    public = platform.settings.public_url or ""
-    return request.url.scheme == "https" or public.startswith("https://")
-
-
 async def _audit(request: Request, platform: Any, actor: str, action: str, target: str, **extra: Any) -> None:
     await platform.audit.record(
         actor=actor, action=action, target=target, request_id=getattr(request.state, "request_id", None), **extra
     )
-
-
-@router.get("/login", include_in_schema=False, dependencies=[Depends(authorize(public=True))])
-async def login_link(request: Request, platform: PlatformDep, token: str = Query(..., max_length=500)) -> Response:
-    """A one-time login link: sets a secure, HTTP-only session cookie and goes to the start page."""
-    try:
-        used = await platform.accounts.redeem(token)
-    except Unauthorized:
-        await _audit(request, platform, "anonymous", "login", "login link", outcome="denied")
-        raise
-    _, session = await platform.accounts.issue(
-        "session",
-        name="browser",
-        created_by=used.user or "",
-        user=used.user,
-        ttl=timedelta(hours=platform.settings.session_hours),
-    )
-    await _audit(request, platform, used.user or "", "login", f"user/{used.user}", details={"via": "link"})
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        session,
-        max_age=int(platform.settings.session_hours * 3600),
-        httponly=True,
-        secure=_secure(request, platform),
-        samesite="lax",
-        path="/",
-    )
-    return response
 
 
 @router.post("/api/login", dependencies=[Depends(authorize(public=True))])
@@ -102,10 +67,29 @@ async def login_token(body: LoginIn, request: Request, platform: PlatformDep) ->
 
 @router.post("/api/logout", status_code=204)
 async def logout(request: Request, platform: PlatformDep, caller: SignedIn) -> Response:
-    """End the caller's browser session, or revoke the API token the request came with."""
-    if caller.kind == "user" and caller.token_id and caller.token_id != ADMIN_TOKEN_ID:
+    """Revoke the credential the request came with, whatever its kind: a browser session, an API token, or an
+    access key (which then stops working for everyone who holds it). Credentials vTeam did not issue cannot be
+    revoked here, and the answer says where instead."""
+    if caller.token_id == ADMIN_TOKEN_ID:
+        raise Conflict("the admin token comes from VTEAM_ADMIN_TOKEN: unset it and restart vteam up to revoke it")
+    if caller.kind == "key" and caller.token_id:
+        await platform.accounts.revoke(caller.token_id)
+        await platform.audit.record(
+            actor=caller.name,
+            project=caller.project,
+            action="key.revoke",
+            target=f"key/{caller.token_id}",
+            request_id=getattr(request.state, "request_id", None),
+            details={"via": "logout"},
+        )
+    elif caller.kind == "user" and caller.token_id:
         await platform.accounts.revoke(caller.token_id)
         await _audit(request, platform, caller.name, "token.revoke", f"token/{caller.token_id}")
+    elif caller.kind == "user":
+        raise Conflict(
+            "vTeam did not issue this credential (a sign-in at the proxy in front of it, or a Kubernetes token): "
+            "sign out or revoke it where it came from, e.g. the proxy's /oauth/sign_out"
+        )
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -125,7 +109,9 @@ async def list_users(platform: PlatformDep, _caller: PlatformAdmin) -> dict[str,
 
 
 @router.post("/api/users", status_code=201)
-async def create_user(body: UserIn, request: Request, platform: PlatformDep, caller: PlatformAdmin) -> dict[str, Any]:
+async def create_user(
+    body: UserIn, request: Request, platform: PlatformDep, caller: PlatformAdminIssuer
+) -> dict[str, Any]:
     """Create a user; the answer carries a one-time login link to hand to them."""
     try:
         check_name(body.name)
@@ -150,7 +136,9 @@ async def _login_link(request: Request, platform: Any, caller: Identity, user: s
 
 
 @router.post("/api/users/{user}/login-link", status_code=201)
-async def new_login_link(user: str, request: Request, platform: PlatformDep, caller: PlatformAdmin) -> dict[str, Any]:
+async def new_login_link(
+    user: str, request: Request, platform: PlatformDep, caller: PlatformAdminIssuer
+) -> dict[str, Any]:
     """A fresh one-time login link for a user (for a first sign-in, or to recover access)."""
     if await platform.accounts.get_user(user) is None:
         raise NotFound(f"no user {user!r}")
@@ -164,7 +152,7 @@ async def list_tokens(platform: PlatformDep, caller: Person) -> dict[str, Any]:
 
 
 @router.post("/api/tokens", status_code=201)
-async def create_token(body: TokenIn, request: Request, platform: PlatformDep, caller: Person) -> dict[str, Any]:
+async def create_token(body: TokenIn, request: Request, platform: PlatformDep, caller: PersonIssuer) -> dict[str, Any]:
     """A new API token for the caller; its secret is in this answer only."""
     record, secret = await platform.accounts.issue(
         "api",

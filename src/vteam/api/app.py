@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from vteam import __version__
 from vteam.api import (
@@ -27,8 +29,11 @@ from vteam.api import (
     sessions,
     streams,
 )
+from vteam.api.deps import SignedIn
 from vteam.api.platform import Platform
 from vteam.settings import Settings
+
+OPENAPI_URL = "/api/openapi.json"
 
 ROUTERS = (
     health.router,
@@ -73,12 +78,26 @@ def create_app(settings: Settings, *, server_url: str | None = None, platform: P
         version=__version__,
         description="Run AI coding agents as agentic sessions against git repositories.",
         lifespan=lifespan,
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     problems.install(app)
     middleware.install(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    _describe(app)
     return app
+
+
+def _describe(app: FastAPI) -> None:
+    """The OpenAPI description and its browsable docs, for signed-in callers only, as every route but health and
+    login (docs/api.md): FastAPI's own routes for them answer anyone."""
+
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    async def openapi(_caller: SignedIn) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def docs(_caller: SignedIn) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title="vTeam API")

@@ -137,3 +137,24 @@ Editor = Annotated[Identity, Depends(authorize(Role.EDIT))]
 ProjectAdmin = Annotated[Identity, Depends(authorize(Role.ADMIN))]
 SignedIn = Annotated[Identity, Depends(authorize(None))]
 PlatformAdmin = Annotated[Identity, Depends(authorize(None, admin=True))]
+
+
+def _issuer(dependency: Callable[..., Awaitable[Identity]]) -> Callable[[Identity], Awaitable[Identity]]:
+    """`dependency`'s caller, unless only the browser's session cookie vouches for them: a script that runs in
+    a signed-in browser must not be able to take a bearer credential away and keep it."""
+
+    async def check(identity: Identity = Depends(dependency)) -> Identity:
+        if identity.via == "cookie":
+            raise Forbidden(
+                "a browser session cannot issue tokens, keys or login links through the API; "
+                "use `vteam login` and the CLI (a bearer token), or the web UI's own forms"
+            )
+        return identity
+
+    return check
+
+
+PersonIssuer = Annotated[Identity, Depends(_issuer(_person))]
+"""A person issuing themselves a bearer token, authenticated by more than the browser cookie."""
+EditorIssuer = Annotated[Identity, Depends(_issuer(authorize(Role.EDIT)))]
+PlatformAdminIssuer = Annotated[Identity, Depends(_issuer(authorize(None, admin=True)))]

@@ -6,7 +6,9 @@ events) and does not see WebSockets at all; these pass every message through as 
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import binascii
+import hmac
 import math
 import re
 import time
@@ -20,7 +22,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vteam.api.problems import problem
-from vteam.auth import SESSION_COOKIE
+from vteam.api.web_edge import CsrfGuard, SecurityHeaders
+from vteam.auth import NOBODY, SESSION_COOKIE
+from vteam.errors import VteamError
 from vteam.settings import Settings
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -36,39 +40,114 @@ MAX_BUCKETS = 100_000
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the middleware; the request id goes outermost, so that a 413 or 429 carries one too."""
+    app.add_middleware(CsrfGuard, settings=settings)  # innermost: after the body limit
     if settings.write_rate_per_minute > 0:
-        app.add_middleware(
-            WriteRateLimit, per_minute=settings.write_rate_per_minute, trust_proxy=settings.trust_proxy_headers
-        )
+        app.add_middleware(WriteRateLimit, per_minute=settings.write_rate_per_minute)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    trusted = {a.strip() for a in settings.trusted_proxies.split(",") if a.strip()}
-    app.add_middleware(ProxyHeaders, trusted=trusted if settings.trust_proxy_headers else set())
+    app.add_middleware(ProxyHeaders, secret=proxy_secret(settings), allowed=proxy_addresses(settings))
     app.add_middleware(RequestId)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer
 
 
 IDENTITY_HEADERS = frozenset(
     {b"x-forwarded-user", b"x-forwarded-groups", b"x-forwarded-access-token", b"x-forwarded-email"}
 )
+PROXY_SECRET_HEADER = b"x-vteam-proxy-secret"
+"""The header a generic proxy (nginx, Apache, oauth2-proxy) proves itself with: `VTEAM_PROXY_SECRET`."""
+
+
+def proxy_secret(settings: Settings) -> str | None:
+    """The secret a proxy must present, or None when no proxy is trusted (forwarded identities always dropped)."""
+    if not settings.trust_proxy_headers or settings.proxy_secret is None:
+        return None
+    return settings.proxy_secret.get_secret_value() or None
+
+
+def proxy_addresses(settings: Settings) -> frozenset[str]:
+    """Addresses a proven proxy must also come from; empty: any."""
+    return frozenset(a.strip() for a in settings.trusted_proxies.split(",") if a.strip())
+
+
+def proxy_trust(settings: Settings) -> str:
+    """One line saying whom forwarded identity headers are believed from, for `vteam up`'s banner."""
+    if proxy_secret(settings) is None:
+        return "identity: vTeam's own tokens and sign-ins; forwarded identity headers are ignored"
+    where = ", ".join(sorted(proxy_addresses(settings))) or "any address"
+    return f"identity: also a proxy proving VTEAM_PROXY_SECRET (from {where}); other forwarded headers are dropped"
 
 
 class ProxyHeaders:
-    """Drop the forwarded identity headers unless they come from a trusted proxy's address.
+    """Believe the forwarded identity headers (user, groups, access token) only from a proxy that proves itself
+    with the shared secret: `X-Vteam-Proxy-Secret: <secret>`, or the password of the Basic credentials that
+    OpenShift's oauth-proxy adds (`--basic-auth-password`). Anyone else's are dropped, whatever their address:
+    every agent on the host reaches loopback. `allowed` addresses only narrow this further.
 
-    Behind an OAuth proxy sidecar the proxy reaches the backend over loopback, while runner pods and anything
-    else in the cluster reach it through its Service: only the proxy may say who a caller is.
+    The same proof decides `X-Forwarded-Proto` and `X-Forwarded-For` (the scheme and client address the app
+    sees), which uvicorn would otherwise take from any caller on loopback. The secret header, and the proxy's
+    own Basic credentials, never reach the app.
     """
 
-    def __init__(self, app: ASGIApp, *, trusted: set[str]) -> None:
+    def __init__(self, app: ASGIApp, *, secret: str | None, allowed: frozenset[str] = frozenset()) -> None:
         self.app = app
-        self.trusted = trusted
+        self.secret = secret.encode() if secret else None
+        self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            client = scope.get("client")
-            if not client or client[0] not in self.trusted:
-                scope = dict(scope)
-                scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() not in IDENTITY_HEADERS]
+            scope = dict(scope)
+            headers = list(scope["headers"])
+            proof = self.proof(scope.get("client"), headers)
+            scope["headers"] = _kept(headers, proof)
+            if proof is not None:
+                _forwarded_origin(scope)
         await self.app(scope, receive, send)
+
+    def proof(self, client: tuple[str, int] | None, headers: list[tuple[bytes, bytes]]) -> str | None:
+        """How the request proves it comes from the proxy ("header" or "basic"), or None when it does not."""
+        if self.secret is None or (self.allowed and (client is None or client[0] not in self.allowed)):
+            return None
+        sent = [v for k, v in headers if k.lower() == PROXY_SECRET_HEADER]
+        if len(sent) == 1 and hmac.compare_digest(sent[0], self.secret):
+            return "header"
+        basic = [v for k, v in headers if k.lower() == b"authorization" and v[:6].lower() == b"basic "]
+        if not sent and len(basic) == 1 and hmac.compare_digest(_basic_password(basic[0]), self.secret):
+            return "basic"
+        return None
+
+    def filter(self, client: tuple[str, int] | None, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The headers the app may see."""
+        return _kept(headers, self.proof(client, headers))
+
+
+def _kept(headers: list[tuple[bytes, bytes]], proof: str | None) -> list[tuple[bytes, bytes]]:
+    return [
+        (k, v)
+        for k, v in headers
+        if k.lower() != PROXY_SECRET_HEADER
+        and (proof is not None or k.lower() not in IDENTITY_HEADERS)
+        and not (proof == "basic" and k.lower() == b"authorization")
+    ]
+
+
+def _forwarded_origin(scope: Scope) -> None:
+    """The scheme and client address a proven proxy reports: the last entry of each, the one it added."""
+    headers = Headers(raw=scope["headers"])
+    proto = headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower()
+    if proto in ("http", "https"):
+        scope["scheme"] = {"http": "ws", "https": "wss"}[proto] if scope["type"] == "websocket" else proto
+    client = headers.get("x-forwarded-for", "").split(",")[-1].strip()
+    if client:
+        scope["client"] = (client, 0)
+
+
+def _basic_password(authorization: bytes) -> bytes:
+    """The password of `Basic <base64(user:password)>`, or b"" when it is not well formed."""
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+    _user, colon, password = decoded.partition(b":")
+    return password if colon else b""
 
 
 class RequestId:
@@ -180,19 +259,18 @@ class WriteRateLimit:
     """Limit each caller's writes (POST, PUT, PATCH, DELETE) to `per_minute`, with bursts of as many, so that
     one runaway script or leaked token cannot flood the platform with sessions, secrets or audit records.
 
-    A caller is their bearer token, else their browser session cookie, else (behind a trusted OAuth proxy)
-    their forwarded user name, else their IP address; only a hash of a credential is kept. Keying by the
-    credential rather than the resolved identity keeps this ahead of authentication (no database look-up to
-    refuse a flood), at the cost of each of a user's tokens having its own allowance. Reads are not limited,
-    nor are the runners' own endpoints. Buckets idle long enough to have refilled are forgotten, and at most
+    A caller is who their credentials name (`Identity.principal`): a person, however many tokens and browser
+    sessions they hold, or one access key; tokens are cheap, so keying by the token would hand out allowances
+    freely. Callers without valid credentials are their IP address. That costs a write one token look-up
+    before the app's own; a flood with bad tokens is refused per address. Reads are not limited, nor are the
+    runners' own endpoints. Buckets idle long enough to have refilled are forgotten, and at most
     `MAX_BUCKETS` are kept, so memory stays bounded whatever the number of callers.
     """
 
-    def __init__(self, app: ASGIApp, *, per_minute: int, trust_proxy: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, per_minute: int) -> None:
         self.app = app
         self.capacity = float(per_minute)
         self.per_second = per_minute / 60.0
-        self.trust_proxy = trust_proxy
         self.idle_seconds = self.capacity / self.per_second  # a bucket idle this long is full again: forgettable
         self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
@@ -200,7 +278,7 @@ class WriteRateLimit:
         if scope["type"] != "http" or scope["method"] not in WRITE_METHODS or RUNNER_PATH in scope["path"]:
             await self.app(scope, receive, send)
             return
-        wait = self.take(self.caller(HTTPConnection(scope)), time.monotonic())
+        wait = self.take(await self.caller(HTTPConnection(scope)), time.monotonic())
         if wait is None:
             await self.app(scope, receive, send)
             return
@@ -211,15 +289,18 @@ class WriteRateLimit:
         response.headers["Retry-After"] = str(retry_after)
         await response(scope, receive, send)
 
-    def caller(self, conn: HTTPConnection) -> str:
-        authorization = conn.headers.get("authorization", "")
-        if authorization:
-            return "token:" + _digest(authorization.partition(" ")[2].strip() or authorization)
-        if self.trust_proxy and (user := conn.headers.get("x-forwarded-user", "").strip()):
-            return "user:" + user
-        if cookie := conn.cookies.get(SESSION_COOKIE):
-            return "session:" + _digest(cookie)
-        return "ip:" + (conn.client.host if conn.client else "unknown")
+    async def caller(self, conn: HTTPConnection) -> str:
+        """The principal the request's credentials name, authenticated as the app will; else its address."""
+        platform = getattr(conn.app.state, "platform", None)
+        identity = NOBODY
+        if platform is not None:
+            try:
+                identity = await platform.authenticator.authenticate(conn.headers, conn.cookies.get(SESSION_COOKIE))
+            except VteamError:
+                identity = NOBODY
+        if identity.is_anonymous:
+            return "ip:" + (conn.client.host if conn.client else "unknown")
+        return identity.principal
 
     def take(self, key: str, now: float) -> float | None:
         """Take one write from `key`'s bucket: None if allowed, else the seconds until one is."""
@@ -239,7 +320,3 @@ class WriteRateLimit:
             if now - oldest.at < self.idle_seconds and len(self.buckets) < MAX_BUCKETS:
                 return
             del self.buckets[key]
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:32]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import logging
 import os
 import pwd
@@ -14,11 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+from vteam.api.stream_slots import StreamSlots
 from vteam.auth import (
     ADMIN_USER,
     Accounts,
     AuditLog,
     Authenticator,
+    CsrfTokens,
     EmbeddedAuthenticator,
     Identity,
     RunnerTokens,
@@ -65,6 +68,8 @@ class Platform:
     forges: Forges
     accounts: Accounts
     audit: AuditLog
+    csrf: CsrfTokens
+    """The browser sessions' CSRF tokens (`api.web_edge`), keyed by the platform key."""
     home_lock: TextIO | None = None
     server_url: str = ""
     ready: bool = field(default=False)
@@ -72,6 +77,8 @@ class Platform:
     """The one-time login link's token when this start created the first admin, to be shown once."""
     cluster: Cluster | None = None
     """Cluster mode's Kubernetes clients, access reviews and per-user stores; None in the embedded mode."""
+    streams: StreamSlots = field(default_factory=StreamSlots)
+    """The event streams each user or access key holds open, for `VTEAM_MAX_STREAMS_PER_CALLER`."""
 
     async def store_for(self, identity: Identity) -> ResourceStore:
         """The store as the caller: in cluster mode with their own Kubernetes token, so RBAC has the last word;
@@ -103,7 +110,7 @@ class Platform:
             tokens,
             accounts,
             admin_token=admin_token,
-            trust_proxy=settings.trust_proxy_headers,
+            trust_proxy=settings.trust_proxy_headers and settings.proxy_secret is not None,
             admin_groups=tuple(g.strip() for g in settings.admin_groups.split(",") if g.strip()),
         )
         platform: Platform
@@ -133,6 +140,7 @@ class Platform:
             forges=Forges(settings, vault, key),
             accounts=accounts,
             audit=AuditLog(db, key),
+            csrf=CsrfTokens(key),
             home_lock=home_lock,
             first_login=first_login,
             cluster=cluster,
@@ -170,6 +178,7 @@ def _controller(
 ) -> Controller:
     """The embedded controller, running sessions as local runner processes."""
     runner_env = job.runner_env(settings)
+    runner_env["VTEAM_REPO_FORBIDDEN_ROOTS"] = json.dumps(list(job.forbidden_roots(settings)))
     if settings.git_ssh_key_file is not None:
         runner_env["VTEAM_GIT_SSH_KEY_FILE"] = str(settings.git_ssh_key_file.resolve())
     if settings.git_token is not None:

@@ -6,7 +6,7 @@ import secrets
 import string
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vteam.errors import InvalidInput
 from vteam.resources import (
@@ -129,6 +129,15 @@ class RunnerReport(CamelModel):
     conditions: list[Condition] | None = None
     conversation_id: str | None = Field(None, max_length=200)
     final: bool = False
+
+    @field_validator("repos")
+    @classmethod
+    def _no_pull_requests(cls, repos: list[RepoStatus] | None) -> list[RepoStatus] | None:
+        """Pull requests are the server's own record, from the forge's answer when it opens them: whatever a
+        runner says about them is dropped, so a runner cannot plant a link on the session's pages."""
+        if repos is None:
+            return None
+        return [r.model_copy(update={"pull_request": None, "pull_request_url": None}) for r in repos]
 
 
 class PushTarget(CamelModel):

@@ -12,6 +12,7 @@ from vteam.agents import registry
 from vteam.api.audit import record
 from vteam.api.deps import Caller, CallerOrRunner, Editor, PlatformDep
 from vteam.api.platform import Platform
+from vteam.api.repo_policy import check_session
 from vteam.api.schemas import SessionCreate, generate_name, parse_session_body
 from vteam.controller import set_phase
 from vteam.errors import InvalidTransition
@@ -93,6 +94,7 @@ async def create_session(
     session.metadata.annotations[CREATED_BY] = caller.name
     registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
     registry.check_secrets(session.spec.framework, await available_secrets(platform, project))
+    await check_session(platform, caller, session)
     created = await (await platform.store_for(caller)).create(session)
     details = {"framework": created.spec.framework}
     await record(
@@ -179,6 +181,7 @@ async def continue_session(
         ),
         spec=spec,
     )
+    await check_session(platform, caller, child)
     created = await (await platform.store_for(caller)).create(child)
     details = {"framework": created.spec.framework, "parent": parent.name}
     await record(

@@ -7,24 +7,28 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, MutableMapping
-from typing import Any
+from typing import Any, TypeAlias
 
-from fastapi import APIRouter, Depends, Header, Query, WebSocket
+from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
 from vteam.api.conversation import MessageIn, send_control
-from vteam.api.deps import PlatformDep, authorize, check_access, get_platform, role_in
+from vteam.api.deps import PlatformDep, authorize, check_access, get_platform
 from vteam.api.platform import Platform
 from vteam.api.problems import deny
-from vteam.auth import Role
+from vteam.api.stream_access import CLOSE_TOO_BIG, GuardedEventSource, StreamGuard, close_code
+from vteam.auth import Identity, Role
 from vteam.errors import Forbidden, InvalidInput, NotFound, VteamError
 from vteam.events import follow as follow_events
 from vteam.events.agui import USER_MESSAGE
 from vteam.resources import AgenticSession
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}", tags=["events"])
+
+_Close: TypeAlias = tuple[int, str] | None
+"""How a WebSocket's part ended: the close code and reason to send, or None when the client left."""
 
 
 def _events(
@@ -42,11 +46,13 @@ def _events(
     return follow_events(platform.events, platform.hub, uid, after=after, finished=finished, live=live)
 
 
-@router.get("/events", dependencies=[Depends(authorize())])
+@router.get("/events")
 async def session_events(
+    request: Request,
     project: str,
     name: str,
     platform: PlatformDep,
+    caller: Identity = Depends(authorize()),
     after: int | None = Query(None, ge=0, description="Send events with seq greater than this."),
     follow: bool = Query(True, description="Keep the stream open for live events until the session ends."),
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
@@ -57,55 +63,84 @@ async def session_events(
     resumed = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     start = max(after or 0, resumed)
 
+    guard = StreamGuard(request, platform, caller, project)
+
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for env in _events(platform, project, name, session, start, follow):
+        async for env in guard.bounded(_events(platform, project, name, session, start, follow)):
             yield ServerSentEvent(id=str(env.seq), data=json.dumps(env.frame(), separators=(",", ":")))
 
-    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+    slot = platform.streams.take(caller, platform.settings.max_streams_per_caller)
+    return GuardedEventSource(stream(), slot=slot, ping=15, headers={"Cache-Control": "no-store"})
 
 
 @router.websocket("/ws")
 async def session_ws(websocket: WebSocket, project: str, name: str, after: int = Query(0, ge=0)) -> None:
-    """WebSocket reader: envelopes as JSON text frames; closes with 1000 once the session has ended."""
+    """WebSocket reader: envelopes as JSON text frames; closes with 1000 once the session has ended, with
+    4000 + an HTTP status once the caller has lost access, and with 1009 after a frame over the size limit."""
     platform = get_platform(websocket)
     try:
         identity = await check_access(websocket, platform, runner=False)
         session = await platform.store.get(AgenticSession, name, project)
-        role = await role_in(platform, identity, project)
-        can_send = role is not None and role.allows(Role.EDIT)
+        slot = platform.streams.take(identity, platform.settings.max_streams_per_caller)
     except VteamError as exc:
         await deny(websocket, exc)
         return
-    await websocket.accept()
+    guard = StreamGuard(websocket, platform, identity, project)
+    limit = platform.settings.max_ws_frame_bytes
 
-    async def send() -> None:
+    async def send() -> _Close:
         async for env in _events(platform, project, name, session, after):
             await websocket.send_text(json.dumps(env.frame(), separators=(",", ":")))
-        await websocket.close(code=1000)
+        return 1000, ""
 
-    async def until_client_leaves() -> None:
-        """Take `{"type": "message", "text": ...}` frames as user messages until the client goes."""
+    async def watch() -> _Close:
+        return close_code(await guard.lost())
+
+    async def until_client_leaves() -> _Close:
+        """Take `{"type": "message", "text": ...}` frames as user messages until the client goes; each one
+        re-checks the caller's access and role as it arrives."""
         while (message := await websocket.receive())["type"] != "websocket.disconnect":
+            if _size(message) > limit:
+                return CLOSE_TOO_BIG, f"a frame may be at most {limit} bytes (VTEAM_MAX_WS_FRAME_BYTES)"
             try:
                 incoming = MessageIn.model_validate_json(_text(message))
-                if not can_send:
-                    raise Forbidden(f"your role in project {project!r} is {role}; sending messages needs edit")
+                try:
+                    role = await guard.role()
+                except VteamError as exc:
+                    return close_code(exc)
+                if not role.allows(Role.EDIT):
+                    raise Forbidden(f"your role in project {project!r} is {role.value}; sending messages needs edit")
                 await send_control(
                     platform, project, name, USER_MESSAGE, identity, id=uuid.uuid4().hex, text=incoming.text
                 )
             except (VteamError, ValidationError) as exc:
                 detail = exc.detail if isinstance(exc, VteamError) else 'send {"type": "message", "text": "..."}'
                 await websocket.send_text(json.dumps({"error": detail}))
+        return None
 
-    tasks = [asyncio.create_task(send()), asyncio.create_task(until_client_leaves())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await task
+    with slot:
+        await websocket.accept()
+        tasks = [asyncio.create_task(send()), asyncio.create_task(until_client_leaves()), asyncio.create_task(watch())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                    await task
+        first = next(iter(done))
+        close = None if first.cancelled() or first.exception() is not None else first.result()
+        if close is not None:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+                await websocket.close(code=close[0], reason=close[1])
+
+
+def _size(message: MutableMapping[str, Any]) -> int:
+    """A frame's size in bytes, measured before anything parses it."""
+    if (text := message.get("text")) is not None:
+        return len(text) if text.isascii() else len(text.encode())
+    return len(message.get("bytes") or b"")
 
 
 def _text(message: MutableMapping[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from vteam.auth.accounts import Accounts, Binding, Token, User
 from vteam.auth.audit import AuditLog, AuditRecord, Verification
+from vteam.auth.csrf import CsrfTokens
 from vteam.auth.embedded import ADMIN_USER, SESSION_COOKIE, EmbeddedAuthenticator
 from vteam.auth.identity import ANONYMOUS, NOBODY, Authenticator, Identity
 from vteam.auth.keys import load_or_create
@@ -19,6 +20,7 @@ __all__ = [
     "AuditRecord",
     "Authenticator",
     "Binding",
+    "CsrfTokens",
     "EmbeddedAuthenticator",
     "Identity",
     "Role",

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as upsert
 
+from vteam.auth.changes import AccessChange, AccessChanges
 from vteam.auth.roles import Role, highest
 from vteam.db import Database
 from vteam.db.schema import bindings, tokens, users
@@ -120,6 +121,8 @@ def _token(row: Any) -> Token:
 class Accounts:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.changes = AccessChanges()
+        """Revocations and binding changes, published after each is written, for open streams to re-check."""
 
     # Users
 
@@ -262,6 +265,7 @@ class Accounts:
         if token.revoked is None:
             async with self._db.begin() as conn:
                 await conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked=now().isoformat()))
+        self.changes.publish(AccessChange(token_id=token_id))
         return await self.get_token(token_id)
 
     # Role bindings
@@ -284,6 +288,7 @@ class Accounts:
         )
         async with self._db.begin() as conn:
             await conn.execute(stmt)
+        self.changes.publish(AccessChange(project=project))
         return binding
 
     async def unbind(self, project: str, subject_type: SubjectType, subject_name: str) -> None:
@@ -297,6 +302,7 @@ class Accounts:
             )
         if not result.rowcount:
             raise NotFound(f"no {subject_type} {subject_name!r} is bound in project {project!r}")
+        self.changes.publish(AccessChange(project=project))
 
     async def bindings(self, project: str) -> list[Binding]:
         async with self._db.read() as conn:
@@ -339,3 +345,4 @@ class Accounts:
                 .where(tokens.c.project == project, tokens.c.revoked.is_(None))
                 .values(revoked=now().isoformat())
             )
+        self.changes.publish(AccessChange(project=project))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import Literal
 
 from vteam.auth.accounts import Accounts
 from vteam.auth.identity import NOBODY, Identity
@@ -44,7 +45,7 @@ class EmbeddedAuthenticator:
             return self._forwarded(headers)
         if session_cookie:
             record = await self._accounts.verify(session_cookie, kind="session")
-            return await self._person(record.user or "", record.id)
+            return await self._person(record.user or "", record.id, via="cookie")
         return NOBODY
 
     async def _bearer(self, token: str) -> Identity:
@@ -75,13 +76,16 @@ class EmbeddedAuthenticator:
             raise Unauthorized("this kind of token does not work as a bearer token")
         return await self._person(record.user or "", record.id)
 
-    async def _person(self, name: str, token_id: str) -> Identity:
+    async def _person(self, name: str, token_id: str, *, via: Literal["bearer", "cookie"] = "bearer") -> Identity:
         user = await self._accounts.get_user(name)
         if user is None:
             raise Unauthorized("the token's user no longer exists")
-        return Identity(name=user.name, admin=user.admin, token_id=token_id)
+        return Identity(name=user.name, admin=user.admin, token_id=token_id, via=via)
 
     def _forwarded(self, headers: Mapping[str, str]) -> Identity:
+        """A proxy's forwarded person. These headers arrive only from a proxy that proved itself with
+        `VTEAM_PROXY_SECRET` (`api.middleware.ProxyHeaders` drops everyone else's), so groups, and admin
+        through them, come only from an authenticated proxy."""
         name = headers.get("x-forwarded-user", "").strip()
         groups = tuple(g.strip() for g in headers.get("x-forwarded-groups", "").split(",") if g.strip())
         return Identity(
@@ -89,4 +93,5 @@ class EmbeddedAuthenticator:
             groups=groups,
             admin=bool(self._admin_groups & set(groups)),
             access_token=headers.get("x-forwarded-access-token") or None,
+            via="proxy",
         )

@@ -28,6 +28,9 @@ class Identity:
     access_token: str | None = field(default=None, repr=False)
     """The caller's own token from a trusted OAuth proxy (X-Forwarded-Access-Token), for acting as them
     against the cluster's API; never stored or logged."""
+    via: Literal["bearer", "cookie", "proxy", "none"] = "bearer"
+    """How the caller proved who they are: a bearer token, the browser's session cookie, a trusted proxy's
+    forwarded headers, or nothing. A cookie alone may not mint bearer credentials (`api.deps.Issuer`)."""
 
     @property
     def is_runner(self) -> bool:
@@ -37,8 +40,18 @@ class Identity:
     def is_anonymous(self) -> bool:
         return self.kind == "anonymous"
 
+    @property
+    def principal(self) -> str:
+        """Who is behind the credential, for per-caller limits: a person's many tokens count as one person,
+        each access key as itself, and each session's runner as itself."""
+        if self.kind == "key":
+            return f"key:{self.token_id}"
+        if self.kind == "runner":
+            return f"runner:{self.session_uid}"
+        return f"{self.kind}:{self.name}"
 
-NOBODY = Identity(name=ANONYMOUS, kind="anonymous")
+
+NOBODY = Identity(name=ANONYMOUS, kind="anonymous", via="none")
 
 
 class Authenticator(Protocol):

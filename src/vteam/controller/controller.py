@@ -12,11 +12,13 @@ from typing import Any
 from vteam.agents import registry
 from vteam.auth import RunnerTokens
 from vteam.controller.executor import Executor, Key
+from vteam.controller.job import repo_policy_env
 from vteam.controller.reconcile import Action, Decision, decide
 from vteam.controller.transitions import set_phase, utcnow
 from vteam.errors import Conflict, Expired, InvalidTransition, NotFound, VteamError
 from vteam.events import EventLog, Hub
-from vteam.resources import AgenticSession, Phase, status_patch
+from vteam.policy import repos
+from vteam.resources import AgenticSession, Phase, Project, status_patch
 from vteam.store import ResourceStore
 
 log = logging.getLogger(__name__)
@@ -252,6 +254,7 @@ class Controller:
             "VTEAM_RUNNER_TOKEN": self._tokens.mint(project, name, uid),
         }
         await self._minted(project, name)
+        env.update(repo_policy_env(session, await self._local_roots(project)))
         env.update(await self._resume_env(session))
         env.update({f"{SECRET_PREFIX}{k}": v for k, v in secrets.items()})
         env.update({f"{SETTING_PREFIX}{k}": v for k, v in settings.items()})
@@ -280,6 +283,14 @@ class Controller:
         if self._project_secrets is not None:
             secrets.update(await self._project_secrets(session.key[0]))
         return secrets, settings
+
+    async def _local_roots(self, project: str) -> tuple[str, ...]:
+        """The local folders a platform admin allowed the project's sessions (none if the project is gone)."""
+        try:
+            found = await self._store.get(Project, project)
+        except NotFound:
+            return ()
+        return repos.local_roots(found.metadata.annotations)
 
     async def _minted(self, project: str, name: str) -> None:
         """Tell the audit log a runner token exists; a failing audit write is logged, not fatal to the session."""

@@ -6,10 +6,12 @@ Rendering is pure (session and settings in, plain dicts out), so every field can
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
+from vteam.policy import repos
 from vteam.resources import API_VERSION, RUNNER_SECRET, AgenticSession, ProjectSettings, ResourceAmounts
 from vteam.settings import Settings
 
@@ -102,7 +104,21 @@ def runner_env(settings: Settings) -> dict[str, str]:
     }
     if settings.git_token_hosts:
         env["VTEAM_GIT_TOKEN_HOSTS"] = settings.git_token_hosts
+    env["VTEAM_REPO_ALLOW_HOSTS"] = settings.repo_allow_hosts
+    env["VTEAM_REPO_SERVICE_RANGES"] = settings.repo_service_ranges
     return env
+
+
+def forbidden_roots(settings: Settings) -> tuple[str, ...]:
+    """Never a repository, whoever asks: vTeam's home (database, keys, every workspace) and the workspaces."""
+    return tuple(dict.fromkeys((str(settings.home.resolve()), str(settings.workspaces.resolve()))))
+
+
+def repo_policy_env(session: AgenticSession, local_roots: tuple[str, ...]) -> dict[str, str]:
+    """The session's own part of the repository policy: its project's local roots, and whether a
+    platform admin created it (the API marks such sessions; any local path but vTeam's own is then fine)."""
+    admin = session.metadata.annotations.get(repos.ANY_LOCAL_ANNOTATION) == "true"
+    return {"VTEAM_REPO_LOCAL_ROOTS": json.dumps(list(local_roots)), "VTEAM_REPO_ANY_LOCAL": "1" if admin else "0"}
 
 
 def render_job(
@@ -112,6 +128,7 @@ def render_job(
     secret: str,
     *,
     agent_settings: Mapping[str, str] | None = None,
+    local_roots: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The Job that runs a session's `vteam runner`, locked down to what a runner needs.
 
@@ -124,6 +141,7 @@ def render_job(
     project, name = session.key
     plain = {
         **runner_env(settings),
+        **repo_policy_env(session, local_roots),
         **{f"{AGENT_SETTING_PREFIX}{key}": value for key, value in (agent_settings or {}).items()},
         "VTEAM_SERVER": settings.public_url,
         "VTEAM_PROJECT": project,

@@ -37,12 +37,14 @@ from vteam.controller.reconcile import Action, Decision, decide
 from vteam.controller.transitions import RETRIES, utcnow
 from vteam.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, VteamError
 from vteam.kube import KubeClients, load_configuration, translate
+from vteam.policy import repos
 from vteam.resources import (
     GROUP,
     SETTINGS_NAME,
     VERSION,
     AgenticSession,
     Phase,
+    Project,
     ProjectSettings,
     check_transition,
     status_patch,
@@ -278,7 +280,12 @@ class Operator:
                 session, render_secret(session, self._settings, token, secret), self._core.create_namespaced_secret
             )
             job = render_job(
-                session, self._settings, project_settings, secret, agent_settings=self._agent_settings(session)
+                session,
+                self._settings,
+                project_settings,
+                secret,
+                agent_settings=self._agent_settings(session),
+                local_roots=await self._local_roots(project),
             )
             created = await self._create(session, job, self._batch.create_namespaced_job)
         except InvalidInput as exc:
@@ -414,6 +421,14 @@ class Operator:
                 raise translate(exc, f"Job {job_name(session)!r} in {project!r}") from exc
         else:
             log.info("session %s/%s: deleted its runner Job", *session.key)
+
+    async def _local_roots(self, project: str) -> tuple[str, ...]:
+        """The local folders a platform admin allowed the project's sessions (paths inside the runner's pod)."""
+        try:
+            found = await self._store.get(Project, project)
+        except NotFound:
+            return ()
+        return repos.local_roots(found.metadata.annotations)
 
     async def _project_settings(self, project: str) -> ProjectSettings | None:
         try:

@@ -11,6 +11,9 @@ from pydantic import BaseModel, Field
 
 PARTIAL_LIMIT = 64 * 1024
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+MAX_FRAME_BYTES = 2 * PARTIAL_LIMIT + 1024
+"""The largest frame `split` makes: a partial's slice of JSON text (already free of control characters) at
+most doubles when quoted again (each `"` and `\\` escaped), plus the envelope's few short fields."""
 
 
 class Envelope(BaseModel):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar
 
 from vteam.errors import Unavailable
+from vteam.policy.links import link_problem
 from vteam.resources import PullRequestStatus
 
 ForgeKind = Literal["github", "gitlab", "git"]
@@ -16,6 +17,16 @@ T = TypeVar("T")
 
 class ForgeUnavailable(Unavailable):
     """The forge failed, rejected vTeam's credentials, or could not be reached."""
+
+
+def forge_link(value: object) -> str:
+    """A URL from a forge's answer that the web UI will link to: anything but an http(s) URL with a host is a bad
+    answer, refused here rather than stored."""
+    url = str(value)
+    problem = link_problem(url)
+    if problem is not None:
+        raise ForgeUnavailable(f"the forge answered with a pull-request URL that {problem}")
+    return url
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from vteam.forges.base import (
     Submodule,
     TreeEntry,
     choose_merge_method,
+    forge_link,
     parse_gitmodules,
 )
 from vteam.forges.cache import Cached, EtagCache
@@ -288,7 +289,7 @@ class GitHubForge:
     ) -> PullRequestStatus:
         state = "merged" if pull.get("merged") or pull.get("merged_at") else str(pull.get("state", "open"))
         return PullRequestStatus(
-            url=str(pull["html_url"]),
+            url=forge_link(pull["html_url"]),
             number=int(pull["number"]),
             forge=self.kind,
             repo=repo.path,

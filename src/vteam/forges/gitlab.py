@@ -31,6 +31,7 @@ from vteam.forges.base import (
     Submodule,
     TreeEntry,
     choose_merge_method,
+    forge_link,
     parse_gitmodules,
 )
 from vteam.forges.cache import Cached, EtagCache
@@ -217,7 +218,7 @@ class GitLabForge:
         note: str | None = None,
     ) -> PullRequestStatus:
         return PullRequestStatus(
-            url=str(mr["web_url"]),
+            url=forge_link(mr["web_url"]),
             number=int(mr["iid"]),
             forge=self.kind,
             repo=repo.path,

@@ -13,6 +13,7 @@ from vteam.resources.project_settings import (
 )
 from vteam.resources.session import (
     REPORTED,
+    STORED,
     AgenticSession,
     AgentStatus,
     Condition,
@@ -36,6 +37,7 @@ __all__ = [
     "REPORTED",
     "RUNNER_SECRET",
     "SETTINGS_NAME",
+    "STORED",
     "TERMINAL",
     "VERSION",
     "AgentStatus",

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
+from vteam.policy import links
 from vteam.resources import validation
 from vteam.resources.meta import CamelModel, Resource
 from vteam.resources.phases import Phase
@@ -30,8 +31,22 @@ def _checked(check: Callable[[str], None]) -> Callable[[str], str]:
     return validate
 
 
-RepoUrl = Annotated[str, AfterValidator(_checked(validation.check_repo_url))]
+STORED: dict[str, Any] = {"stored": True}
+"""Validation context for what a store (or the server, to its runner) hands back: a repository URL stored
+under older, looser rules still loads, so one old session cannot break a project's listing; the runner
+applies the repository policy again before git runs, and refuses it there."""
+
+
+def _repo_url(value: str, info: ValidationInfo) -> str:
+    if not (info.context or {}).get("stored"):
+        validation.check_repo_url(value)
+    return value
+
+
+RepoUrl = Annotated[str, AfterValidator(_repo_url)]
 BranchName = Annotated[str, AfterValidator(_checked(validation.check_branch))]
+WebLink = Annotated[str, AfterValidator(links.check_link)]
+"""A URL the web UI puts in an `href`: http or https only (see `vteam.policy.links`)."""
 
 
 class RepoInput(CamelModel):
@@ -149,7 +164,7 @@ class DiffStat(CamelModel):
 class PullRequestStatus(CamelModel):
     """One pull request (GitHub) or merge request (GitLab) of a session's change set."""
 
-    url: str
+    url: WebLink
     number: int
     forge: str
     repo: str
@@ -177,6 +192,18 @@ class RepoStatus(CamelModel):
     path: str | None = Field(None, description="The submodule's path inside its parent repo.")
     note: str | None = Field(None, description="Why no pull request was opened, when none could be.")
     error: str | None = None
+
+    @field_validator("pull_request_url", mode="before")
+    @classmethod
+    def _linkable_url(cls, value: Any) -> Any:
+        """A URL that may not become a link is never kept (a status stored before this check included)."""
+        return value if value is None or links.is_safe_link(value) else None
+
+    @field_validator("pull_request", mode="before")
+    @classmethod
+    def _linkable_pull(cls, value: Any) -> Any:
+        url = value.get("url") if isinstance(value, dict) else getattr(value, "url", None)
+        return value if value is None or links.is_safe_link(url) else None
 
 
 class SessionStatus(CamelModel):

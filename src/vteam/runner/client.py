@@ -10,7 +10,7 @@ from typing import Any
 import certifi
 import httpx
 
-from vteam.resources import AgenticSession
+from vteam.resources import STORED, AgenticSession
 from vteam.runner.config import RunnerConfig
 from vteam.runner.redact import Redactor
 
@@ -41,7 +41,7 @@ class RunnerApi:
 
     async def get_session(self) -> AgenticSession:
         response = await self._request("GET", self._config.session_path)
-        return AgenticSession.model_validate(response.json())
+        return AgenticSession.model_validate(response.json(), context=STORED)
 
     async def report(self, **status: Any) -> None:
         """Post a status report (agentStatus, message, result, repos, final) for this session.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vteam.agents import Resume
+from vteam.policy.repos import RepoPolicy, split_list
 from vteam.runner.git import Credentials
 
 
@@ -30,6 +31,8 @@ class RunnerConfig:
     resume: Resume | None
     agent_secrets: dict[str, str]
     agent_settings: dict[str, str]
+    repo_policy: RepoPolicy = field(default_factory=RepoPolicy)
+    """The repository policy the controller decided for this session, applied again before git runs."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunnerConfig:
@@ -62,6 +65,13 @@ class RunnerConfig:
             else None,
             agent_secrets=_prefixed(env, "VTEAM_SECRET_"),
             agent_settings=_prefixed(env, "VTEAM_AGENT_ENV_"),
+            repo_policy=RepoPolicy(
+                local_roots=_paths(env.get("VTEAM_REPO_LOCAL_ROOTS")),
+                any_local=env.get("VTEAM_REPO_ANY_LOCAL") == "1",
+                forbidden_roots=_paths(env.get("VTEAM_REPO_FORBIDDEN_ROOTS")),
+                allow_hosts=split_list(env.get("VTEAM_REPO_ALLOW_HOSTS", "")),
+                service_ranges=split_list(env.get("VTEAM_REPO_SERVICE_RANGES", "10.96.0.0/12")),
+            ),
         )
 
     @property
@@ -87,6 +97,14 @@ def _read_secrets(fd: int) -> dict[str, str]:
     with os.fdopen(fd, "rb") as pipe:
         data = json.loads(pipe.read() or b"{}")
     return {str(k): str(v) for k, v in data.items()}
+
+
+def _paths(raw: str | None) -> tuple[str, ...]:
+    """A JSON list of absolute paths, as the controller writes it; nothing when it is missing."""
+    if not raw:
+        return ()
+    value = json.loads(raw)
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 def _prefixed(env: dict[str, str], prefix: str) -> dict[str, str]:

@@ -9,7 +9,9 @@ clone or push, after the agent's processes are gone, and removed right after.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -18,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from vteam.policy.repos import GIT_PROTOCOLS, RepoPolicy, Vetted
 from vteam.runner.redact import Redactor
 
 # Answers git's prompts: the user name, and the token only for the allowed hosts (any host when
@@ -33,11 +36,58 @@ case "$1" in
 esac
 """
 
-SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "commit.gpgSign=false")
+SAFE_CONFIG = (
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "commit.gpgSign=false",
+    "-c",
+    "protocol.ext.allow=never",
+)
+
+log = logging.getLogger("vteam.runner.git")
+
+# What a failed remote operation is reported as: git's own words, matched here, never the remote's answer.
+FAILURES = (
+    (
+        re.compile(
+            r"could not resolve|connection refused|failed to connect|couldn't connect|connection timed out|"
+            r"ssh: connect to host|unable to connect|no route to host|network is unreachable|"
+            r"operation timed out|connection reset|host key verification failed",
+            re.IGNORECASE,
+        ),
+        "could not connect",
+    ),
+    (re.compile(r"remote branch .* not found|couldn't find remote ref", re.IGNORECASE), "branch not found"),
+    (
+        re.compile(r"\[rejected\]|\[remote rejected\]|non-fast-forward|failed to push some refs", re.IGNORECASE),
+        "the push was rejected (the branch moved on, is protected, or the remote does not allow it)",
+    ),
+    (
+        re.compile(
+            r"not found|does not exist|does not appear to be a git repository|authentication failed|"
+            r"permission denied|access denied|could not read from remote|403|401|terminal prompts disabled|"
+            r"could not read username|not a git repository",
+            re.IGNORECASE,
+        ),
+        "repository not found or access denied",
+    ),
+)
 
 
 class GitError(Exception):
-    """A git command failed; the message holds its (redacted) stderr."""
+    """A git command failed; the message holds its (redacted) stderr, or for a remote operation only
+    what failed, so nothing the remote answered reaches events, status or errors."""
+
+
+def remote_failure(stderr: str) -> str:
+    """What went wrong with a remote, in vTeam's words."""
+    for pattern, reason in FAILURES:
+        if pattern.search(stderr):
+            return reason
+    return "git failed"
 
 
 @dataclass(frozen=True)
@@ -63,9 +113,13 @@ def _base_env() -> dict[str, str]:
 
 
 class Git:
-    def __init__(self, env: dict[str, str], redactor: Redactor) -> None:
+    def __init__(
+        self, env: dict[str, str], redactor: Redactor, *, config: tuple[str, ...] = (), remote: bool = False
+    ) -> None:
         self._env = env
         self._redactor = redactor
+        self._config = config
+        self._remote = remote
 
     @classmethod
     def plain(cls, redactor: Redactor) -> Git:
@@ -76,6 +130,7 @@ class Git:
         proc = await asyncio.create_subprocess_exec(
             "git",
             *SAFE_CONFIG,
+            *self._config,
             *args,
             cwd=cwd,
             env=self._env,
@@ -85,14 +140,27 @@ class Git:
         )
         out, err = await proc.communicate()
         if proc.returncode != 0:
-            detail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
+            text = err.decode("utf-8", "replace").strip()
+            if self._remote:
+                log.debug("git %s failed: %s", args[0], self._redactor.text(text))
+                raise GitError(remote_failure(text))
+            detail = text.splitlines()[-5:]
             raise GitError(self._redactor.text(f"git {args[0]} failed: " + " | ".join(detail)))
         return out.decode("utf-8", "replace")
 
 
 @asynccontextmanager
-async def remote_access(credentials: Credentials, redactor: Redactor) -> AsyncIterator[tuple[Git, Path]]:
-    """A git that can reach remotes, and a private folder (mode 0700) that is removed afterwards."""
+async def remote_access(
+    credentials: Credentials,
+    redactor: Redactor,
+    *,
+    policy: RepoPolicy | None = None,
+    target: Vetted | None = None,
+) -> AsyncIterator[tuple[Git, Path]]:
+    """A git that can reach remotes, and a private folder (mode 0700) that is removed afterwards.
+
+    Only the transports the repository policy needs are on (`file` only where it allows a local path),
+    and a `target` the policy vetted is pinned: git connects to the address that was checked."""
     private = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="vteam-git-"))
     try:
         askpass = private / "askpass.sh"
@@ -104,6 +172,8 @@ async def remote_access(credentials: Credentials, redactor: Redactor) -> AsyncIt
         ssh += ["-o", f"UserKnownHostsFile={private / 'known_hosts'}"]
         if credentials.ssh_key:
             ssh += ["-i", credentials.ssh_key, "-o", "IdentitiesOnly=yes"]
+        if target is not None:
+            ssh += target.ssh_options()
         env = _base_env()
         env.update(
             {
@@ -113,10 +183,12 @@ async def remote_access(credentials: Credentials, redactor: Redactor) -> AsyncIt
                 "VTEAM_GIT_TOKEN_HOSTS": " ".join(credentials.token_hosts),
                 "GIT_HTTP_LOW_SPEED_LIMIT": "1000",
                 "GIT_HTTP_LOW_SPEED_TIME": "60",
+                "GIT_ALLOW_PROTOCOL": policy.git_protocols if policy is not None else GIT_PROTOCOLS,
             }
         )
         if credentials.token:
             env["VTEAM_GIT_TOKEN"] = credentials.token
-        yield Git(env, redactor), private
+        config = tuple(target.git_config()) if target is not None else ()
+        yield Git(env, redactor, config=config, remote=True), private
     finally:
         await asyncio.to_thread(shutil.rmtree, private, True)

@@ -107,7 +107,9 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
 async def _work(
     config: RunnerConfig, session: AgenticSession, api: RunnerApi, stream: EventStream, redactor: Redactor
 ) -> Outcome:
-    repos = await workspace.prepare(session, config.workspace, config.credentials, redactor, stream.emit)
+    repos = await workspace.prepare(
+        session, config.workspace, config.credentials, redactor, stream.emit, policy=config.repo_policy
+    )
     main_repo = repos[session.spec.main_repo_index].path if repos else config.workspace
     adapter = registry.get(session.spec.framework)()
 
@@ -149,6 +151,7 @@ async def _work(
         author=(config.author_name, config.author_email),
         push=keep,
         planner=api.push_targets,
+        policy=config.repo_policy,
     )
     errors = [f"repos[{i}]: {s.error}" for i, s in enumerate(statuses) if s.error]
     conversation_id = getattr(adapter, "conversation_id", None)

@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vteam.agents import Emit
+from vteam.errors import RepositoryRefused
 from vteam.events.agui import BRANCH, CLONE, COMMIT, DIFF, PUSH, custom
+from vteam.policy.repos import RepoPolicy, Vetted, display, vet
 from vteam.resources import AgenticSession, DiffStat, FileStat, RepoStatus, SessionRepo
 from vteam.resources.validation import same_repository
 from vteam.runner import submodules
@@ -55,28 +57,56 @@ def _dirname(url: str, taken: set[str]) -> str:
     return name
 
 
+async def vetted(url: str, policy: RepoPolicy, field: str) -> Vetted:
+    """The repository policy, applied again right before git runs; a refusal fails the session."""
+    try:
+        return await vet(url, policy, field=field)
+    except RepositoryRefused as exc:
+        raise WorkspaceError(f"refused before git ran: {exc.detail}") from None
+
+
 async def prepare(
-    session: AgenticSession, root: Path, credentials: Credentials, redactor: Redactor, emit: Emit
+    session: AgenticSession,
+    root: Path,
+    credentials: Credentials,
+    redactor: Redactor,
+    emit: Emit,
+    *,
+    policy: RepoPolicy,
 ) -> list[Repo]:
-    """Clone every repo, check out its input branch and create the work branch (before the agent runs)."""
+    """Clone every repo, check out its input branch and create the work branch (before the agent runs).
+
+    Every URL (outputs and submodules too) passes the repository policy first, and git is pinned to
+    the address that passed; a failed clone says what failed, never what the remote answered."""
     repos: list[Repo] = []
     taken: set[str] = set()
     (root / "repos").mkdir(parents=True, exist_ok=True)
     git = Git.plain(redactor)
     for index, spec in enumerate(session.spec.repos):
+        source = await vetted(spec.input.url, policy, f"repos[{index}].input.url")
+        if spec.output is not None:
+            await vetted(spec.output.url, policy, f"repos[{index}].output.url")
         path = root / "repos" / _dirname(spec.input.url, taken)
         args = ["clone", "--quiet"]
         if spec.input.branch:
             args += ["--branch", spec.input.branch]
         try:
-            async with remote_access(credentials, redactor) as (remote, _):
-                await remote(*args, "--", spec.input.url, str(path))
+            async with remote_access(credentials, redactor, policy=policy, target=source) as (remote, _):
+                await remote(*args, "--", source.url, str(path))
+        except GitError as exc:
+            raise WorkspaceError(f"cloning repos[{index}] from {display(spec.input.url)} failed: {exc}") from exc
+        try:
             input_branch = (await git("rev-parse", "--abbrev-ref", "HEAD", cwd=path)).strip()
             base_sha = (await git("rev-parse", "HEAD", cwd=path)).strip()
         except GitError as exc:
-            raise WorkspaceError(f"repos[{index}] {spec.input.url}: {exc}") from exc
+            raise WorkspaceError(f"repos[{index}] {display(spec.input.url)}: {exc}") from exc
         work = spec.work_branch(session.name)
-        problem = await submodules.fetch(path, credentials, redactor)
+        try:
+            problem = await submodules.fetch(
+                path, spec.input.url, credentials, redactor, policy=policy, where=f"repos[{index}]"
+            )
+        except RepositoryRefused as exc:
+            raise WorkspaceError(f"refused before git ran: {exc.detail}") from None
         notes = {"submodules": f"not all submodules could be fetched: {problem}"} if problem else {}
         await emit(custom(CLONE, repo=index, url=spec.input.url, branch=input_branch, commit=base_sha, **notes))
         out = spec.output
@@ -120,6 +150,7 @@ async def publish(
     author: tuple[str, str],
     push: bool,
     planner: PushPlanner | None = None,
+    policy: RepoPolicy,
 ) -> list[RepoStatus]:
     """Commit each repo that has an output and changes, push it, and report every repo's result.
 
@@ -163,7 +194,7 @@ async def publish(
         if item.submodule is None and item.index in failed:
             item.status.error = "not pushed: a submodule it points at could not be pushed"
             continue
-        if not await _push_pending(item, targets.get(item.key, {}), git, credentials, redactor, emit):
+        if not await _push_pending(item, targets.get(item.key, {}), git, credentials, redactor, emit, policy):
             failed.add(item.index)
     return results + extra
 
@@ -198,6 +229,7 @@ async def _push_pending(
     credentials: Credentials,
     redactor: Redactor,
     emit: Emit,
+    policy: RepoPolicy,
 ) -> bool:
     status = item.status
     if target.get("error"):
@@ -211,10 +243,16 @@ async def _push_pending(
         host = urlsplit(url).hostname or ""
         username = str(target.get("username") or "x-access-token")
         pushing = Credentials(token=str(token), username=username, token_hosts=(host,) if host else ())
+    where_field = f"repos[{item.index}]" + (f" submodule {item.submodule!r}" if item.submodule else "") + " output"
     try:
-        await _push(item.path, item.branch, item.head, url, git, pushing, redactor)
+        target_repo = await vet(url, policy, field=where_field)
+    except RepositoryRefused as exc:
+        status.error = f"not pushed: refused before git ran: {exc.detail}"
+        return False
+    try:
+        await _push(item.path, item.branch, item.head, target_repo, git, pushing, redactor, policy)
     except GitError as exc:
-        status.error = str(exc)
+        status.error = f"pushing {item.branch!r} to {display(url)} failed: {exc}"
         return False
     status.pushed = True
     if url != item.url:
@@ -237,17 +275,24 @@ async def _plan(pending: list[Pending], planner: PushPlanner | None) -> dict[tup
 
 
 async def _push(
-    path: Path, branch: str, head: str, url: str, git: Git, credentials: Credentials, redactor: Redactor
+    path: Path,
+    branch: str,
+    head: str,
+    target: Vetted,
+    git: Git,
+    credentials: Credentials,
+    redactor: Redactor,
+    policy: RepoPolicy,
 ) -> None:
     ref = f"refs/heads/{branch}"
-    async with remote_access(credentials, redactor) as (remote, private):
+    async with remote_access(credentials, redactor, policy=policy, target=target) as (remote, private):
         mirror = str(private / "mirror.git")
         await git("init", "--quiet", "--bare", mirror)
         await git("--git-dir", mirror, "fetch", "--quiet", "--no-tags", str(path), f"+HEAD:{ref}")
         fetched = (await git("--git-dir", mirror, "rev-parse", ref)).strip()
         if fetched != head:
             raise GitError(f"the repository changed while it was being pushed ({fetched[:12]} is not {head[:12]})")
-        await remote("--git-dir", mirror, "push", "--porcelain", "--", url, f"{ref}:{ref}")
+        await remote("--git-dir", mirror, "push", "--porcelain", "--", target.url, f"{ref}:{ref}")
 
 
 async def _commit(

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vteam.kube import MANAGED_LABEL
-from vteam.resources import API_VERSION, ObjectMeta, Project, Resource, crds
+from vteam.resources import API_VERSION, STORED, ObjectMeta, Project, Resource, crds
 from vteam.resources.meta import OwnerReference
 from vteam.resources.project import ProjectDefaults
 from vteam.store.base import R
@@ -71,7 +71,7 @@ def from_custom(kind: type[R], raw: dict[str, Any]) -> R:
     body = {k: v for k, v in raw.items() if k in fields and v is not None}
     body["kind"] = kind.KIND
     body["metadata"] = _meta(raw)
-    return kind.model_validate(body)
+    return kind.model_validate(body, context=STORED)
 
 
 def to_custom(obj: Resource, *, resource_version: bool) -> dict[str, Any]:

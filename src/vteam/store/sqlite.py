@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vteam.db import Database
 from vteam.db.schema import changes, resources
 from vteam.errors import AlreadyExists, Conflict, Expired, InvalidInput, NotFound
-from vteam.resources import Project, Resource
+from vteam.resources import STORED, Project, Resource
 from vteam.store import selectors
 from vteam.store.base import R, ResourceList, WatchEvent, WatchType
 
@@ -102,7 +102,7 @@ class SqliteStore:
             )
             await self._record(conn, rv, kind.KIND, ns, obj.name, "ADDED", body)
         self._wake()
-        return kind.model_validate(body)
+        return kind.model_validate(body, context=STORED)
 
     async def get(self, kind: type[R], name: str, namespace: str | None = None) -> R:
         ns = _ns(kind, namespace)
@@ -110,7 +110,7 @@ class SqliteStore:
             body = await self._row(conn, kind.KIND, ns, name)
         if body is None:
             raise NotFound(f"{_describe(kind, name, ns)} not found")
-        return kind.model_validate(body)
+        return kind.model_validate(body, context=STORED)
 
     async def versions(self, kind: type[R], namespace: str | None = None) -> dict[str, str]:
         query = select(resources.c.name, resources.c.resource_version).where(resources.c.kind == kind.KIND)
@@ -156,7 +156,7 @@ class SqliteStore:
                 if limit is not None and len(items) >= limit:
                     more = True
                     break
-                items.append(kind.model_validate(body))
+                items.append(kind.model_validate(body, context=STORED))
                 last = (ns, name)
         token = _encode_continue(*last) if more and last else None
         return ResourceList(items=items, resource_version=str(current_rv), continue_token=token)
@@ -203,7 +203,7 @@ class SqliteStore:
             if resource_version is not None and resource_version != current["metadata"]["resourceVersion"]:
                 raise Conflict(f"{_describe(kind, name, ns)} changed since resourceVersion {resource_version}")
             body = {**current, "status": {**(current.get("status") or {}), **status}}
-            kind.model_validate(body)
+            kind.model_validate(body, context=STORED)
             result = await self._write(conn, kind, ns, name, body)
         self._wake()
         return result
@@ -217,7 +217,7 @@ class SqliteStore:
             .values(resource_version=rv, body=body)
         )
         await self._record(conn, rv, kind.KIND, ns, name, "MODIFIED", body)
-        return kind.model_validate(body)
+        return kind.model_validate(body, context=STORED)
 
     async def delete(self, kind: type[R], name: str, namespace: str | None = None) -> None:
         ns = _ns(kind, namespace)
@@ -273,7 +273,7 @@ class SqliteStore:
                 rows = (await conn.execute(query)).all()
             for rv, typ, body in rows:
                 after = rv
-                yield WatchEvent(type=typ, object=kind.model_validate(body))
+                yield WatchEvent(type=typ, object=kind.model_validate(body, context=STORED))
             if not rows:
                 await tick.wait()
 

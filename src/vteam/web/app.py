@@ -18,6 +18,7 @@ def create_app(*args: Any, **kwargs: Any) -> FastAPI:
     """The API app (same arguments), with the pages first and then the package's static files, so the
     vendor route under /static wins over the mount."""
     app = create_api(*args, **kwargs)
+    app.state.html_refusal = pages.html_refusal  # the web edge's refusals of page requests, as pages
     for router in PAGE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")

@@ -21,6 +21,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from vteam.events import Envelope
+from vteam.policy.links import is_safe_link
 
 FOLD_LINES = 40
 """Outputs longer than this show their first lines, with the rest behind a "Show all N lines" fold."""
@@ -216,7 +217,7 @@ class Conversation:
                 '<p class="status-line">{text} <a href="{link}" rel="noopener noreferrer">{label}</a></p>'
             ).format(
                 text=d.get("text", ""),
-                link=link if str(link).startswith(("http://", "https://")) else "#",
+                link=link if is_safe_link(link) else "#",
                 label=d.get("label") or link,
             )
         return Markup('<p class="status-line">{}</p>').format(d.get("text", ""))

@@ -13,8 +13,11 @@ from typing import Any, ParamSpec
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 
 from vteam.api import audit
 from vteam.api.deps import PlatformDep, get_platform, role_in
@@ -22,12 +25,46 @@ from vteam.api.platform import Platform
 from vteam.api.projects import new_project
 from vteam.api.schemas import ProjectCreate
 from vteam.auth import NOBODY, SESSION_COOKIE, Identity, Role
+from vteam.auth.csrf import FIELD as CSRF_FIELD
 from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized, VteamError
 from vteam.forges import project_scope
+from vteam.policy.links import is_safe_link
 from vteam.resources import Project
 from vteam.web import assets
 
+
+def safe_href(url: object) -> str:
+    """The template filter every stored URL goes through before it reaches an `href`: the URL when it is an
+    http(s) link (`vteam.policy.links`), else "" so that the template shows it as text instead."""
+    return url if isinstance(url, str) and is_safe_link(url) else ""
+
+
 templates = Jinja2Templates(directory=str(assets.TEMPLATES))
+templates.env.filters["safe_href"] = safe_href
+
+
+def csrf_token(request: Request | None) -> str:
+    """The CSRF token of the browser session `request` comes with (`vteam.auth.csrf`); "" without one."""
+    cookie = request.cookies.get(SESSION_COOKIE) if request is not None else None
+    platform = getattr(request.app.state, "platform", None) if request is not None else None
+    return platform.csrf.for_session(cookie) if cookie and platform is not None else ""
+
+
+@pass_context
+def _csrf_value(context: Context) -> str:
+    """`{{ csrf_value() }}`: the page's token, for `<meta name="csrf-token">` (htmx sends it as a header).
+    Partials rendered without a request (the session page's live parts) get it as `csrf` instead."""
+    return str(context.get("csrf") or csrf_token(context.get("request")))
+
+
+@pass_context
+def _csrf_field(context: Context) -> Markup:
+    """`{{ csrf_field() }}`: the hidden field every `<form method="post">` carries."""
+    return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, _csrf_value(context))
+
+
+templates.env.globals["csrf_value"] = _csrf_value
+templates.env.globals["csrf_field"] = _csrf_field
 router = APIRouter(include_in_schema=False)
 P = ParamSpec("P")
 
@@ -95,6 +132,11 @@ def render(request: Request, name: str, *, status_code: int = 200, **context: An
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
+def html_refusal(request: Request, status: int, title: str, detail: str) -> Response:
+    """How the web edge (`api.web_edge`) answers a refused page request: the error page."""
+    return render(request, "error.html", status_code=status, title=title, detail=detail)
+
+
 def safe_next(target: str | None) -> str:
     """Only local paths: a sign-in link must not send the browser to another site."""
     if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
@@ -114,9 +156,13 @@ async def home(request: Request, me: Identity = Who) -> Response:
 @router.get("/signin")
 @page
 async def signin_form(request: Request, me: Identity = Who, next: str | None = Query(None)) -> Response:
+    """The sign-in page. The session cookie is SameSite=Strict, so a signed-in person who follows a link from
+    another site arrives without it (and is sent here): the page then loads itself once more from its own
+    origin (app.js), which brings the cookie, and goes on to where the link pointed."""
     if not me.is_anonymous:
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "signin.html", next=next)
+    cross_site = request.headers.get("sec-fetch-site") == "cross-site"
+    return render(request, "signin.html", next=next, renavigate=cross_site)
 
 
 @router.post("/signin")
@@ -143,21 +189,27 @@ async def signin(
     except Unauthorized as exc:
         await platform.audit.record(actor="anonymous", action="login", target="web", outcome="denied")
         return render(request, "signin.html", status_code=401, error=exc.detail, next=next)
+    return await browser_session(request, platform, user or "", safe_next(next), via="web")
+
+
+async def browser_session(request: Request, platform: Platform, user: str, target: str, *, via: str) -> Response:
+    """A new browser session for `user`, and the way on to `target`. The cookie is HttpOnly, SameSite=Strict
+    (no other site's page or link makes the browser send it) and Secure when served over TLS."""
     _, session = await platform.accounts.issue(
         "session",
         name="browser",
-        created_by=user or "",
+        created_by=user,
         user=user,
         ttl=timedelta(hours=platform.settings.session_hours),
     )
     await platform.audit.record(
-        actor=user or "",
+        actor=user,
         action="login",
         target=f"user/{user}",
-        details={"via": "web"},
+        details={"via": via},
         request_id=getattr(request.state, "request_id", None),
     )
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(target, status_code=303)
     secure = request.url.scheme == "https" or (platform.settings.public_url or "").startswith("https://")
     response.set_cookie(
         SESSION_COOKIE,
@@ -165,10 +217,40 @@ async def signin(
         max_age=int(platform.settings.session_hours * 3600),
         httponly=True,
         secure=secure,
-        samesite="lax",
+        samesite="strict",
         path="/",
     )
     return response
+
+
+@router.get("/login")
+@page
+async def login_page(
+    request: Request, platform: PlatformDep, me: Identity = Who, token: str = Query("", max_length=500)
+) -> Response:
+    """A one-time login link's page: it names whom the link signs in and asks to continue. Only the page's
+    own POST redeems the link, so opening (or prefetching, or being sent to) the link signs nobody in."""
+    try:
+        user = (await platform.accounts.verify(token, kind="login")).user
+    except Unauthorized as exc:
+        detail = "the login link has already been used" if "revoked" in exc.detail else exc.detail
+        detail = detail.replace("the token", "the login link")
+        return render(request, "login.html", status_code=401, error=f"{detail}; ask an admin for a new one")
+    return render(request, "login.html", user=user, token=token)
+
+
+@router.post("/login")
+@page
+async def login(
+    request: Request, platform: PlatformDep, me: Identity = Who, token: str = Form(..., max_length=500)
+) -> Response:
+    """Redeem a login link from its page (the web edge has checked that the POST came from a vTeam page)."""
+    try:
+        used = await platform.accounts.redeem(token)
+    except Unauthorized as exc:
+        await platform.audit.record(actor="anonymous", action="login", target="login link", outcome="denied")
+        return render(request, "login.html", status_code=401, error=exc.detail)
+    return await browser_session(request, platform, used.user or "", "/", via="link")
 
 
 @router.post("/signout")
@@ -286,7 +368,11 @@ async def delete_project(
 
 @router.get("/static/vendor/{name}")
 async def vendor(name: str, platform: PlatformDep, _me: Identity = Who) -> Response:
+    """A front-end library from node_modules. A missing one is answered in plain text that never repeats the
+    requested name: a name in the URL must not become page content."""
+    if name not in assets.VENDOR:
+        return PlainTextResponse("no such file", 404)
     found = assets.vendor_file(platform.settings.web_modules, name)
     if found is None:
-        return Response(f"{name} is not installed; run `make run` (it installs the web UI's npm packages)", 404)
+        return PlainTextResponse("the web UI's npm packages are not installed; run `make run` to install them", 404)
     return FileResponse(found, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"})

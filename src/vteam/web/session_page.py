@@ -16,12 +16,13 @@ from typing import Any
 from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 
 from vteam.api import conversation as api_conversation
 from vteam.api import sessions as api_sessions
 from vteam.api.deps import PlatformDep
 from vteam.api.platform import Platform
+from vteam.api.stream_access import GuardedEventSource, StreamGuard
 from vteam.api.streams import _events
 from vteam.auth import Identity, Role
 from vteam.errors import InvalidInput
@@ -29,7 +30,7 @@ from vteam.events import Envelope, is_final
 from vteam.events.agui import PHASE
 from vteam.resources import AgenticSession
 from vteam.web.conversation import Conversation, DiffView, agent_badge, phase_badge
-from vteam.web.pages import Who, page, project_role, render, templates
+from vteam.web.pages import Who, csrf_token, page, project_role, render, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -164,20 +165,22 @@ async def session_stream(
     """
     role = await project_role(platform, me, project, Role.VIEW)
     session = await platform.store.get(AgenticSession, name, project)
+    guard = StreamGuard(request, platform, me, project)
     resumed = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     start = max(after, resumed)
     conv = Conversation(interactive=session.spec.interactive)
     for env in await _stored(platform, session.metadata.uid or "", upto=start):
         conv.feed(env)
+    csrf = csrf_token(request)  # the live parts' forms are rendered without the request
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for env in _events(platform, project, name, session, start):
+        async for env in guard.bounded(_events(platform, project, name, session, start)):
             html = conv.feed(env)
             if env.type == PHASE:
                 # Each phase change re-renders what depends on the stored status: the summary and the
                 # controls, and at the end the repositories' results too.
                 current = await platform.store.get(AgenticSession, name, project)
-                context = _context(current, conv, role, project)
+                context = _context(current, conv, guard.current or role, project) | {"csrf": csrf}
                 parts = ["partials/session_summary.html", "partials/session_controls.html"]
                 if is_final(env):
                     parts.append("partials/session_repos.html")
@@ -185,7 +188,8 @@ async def session_stream(
             yield ServerSentEvent(id=str(env.seq), event="message", data=html)
         yield ServerSentEvent(event="end", data="end")
 
-    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+    slot = platform.streams.take(me, platform.settings.max_streams_per_caller)
+    return GuardedEventSource(stream(), slot=slot, ping=15, headers={"Cache-Control": "no-store"})
 
 
 def _back(request: Request, project: str, name: str) -> Response:
@@ -208,7 +212,8 @@ async def send_message(
     await api_conversation.post_message(project, name, body, platform, me)
     if request.headers.get("HX-Request"):
         # A fresh, empty form: the message itself shows up in the conversation from the stream.
-        return HTMLResponse(_part("partials/session_message_form.html", {"base": _path(project, name), "sent": True}))
+        context = {"base": _path(project, name), "sent": True, "csrf": csrf_token(request)}
+        return HTMLResponse(_part("partials/session_message_form.html", context))
     return RedirectResponse(_path(project, name), status_code=303)
 
 

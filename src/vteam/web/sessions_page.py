@@ -25,10 +25,12 @@ from vteam.api import audit
 from vteam.api.deps import PlatformDep
 from vteam.api.platform import Platform
 from vteam.api.problems import validation_errors
+from vteam.api.repo_policy import check_session
 from vteam.api.schemas import parse_session_body
 from vteam.api.sessions import available_secrets
 from vteam.auth import Identity, Role
 from vteam.errors import InvalidInput, NotFound, VteamError
+from vteam.policy.links import is_safe_link
 from vteam.resources import CREATED_BY, AgenticSession, Phase, Project, SessionSpec
 from vteam.resources.session import DEFAULT_TIMEOUT
 from vteam.store import selectors
@@ -39,8 +41,6 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 MAX_FIELDSETS = 20
 """The API takes at most 20 repos; the form never parses more fieldsets than that, whatever is posted."""
-LINKABLE = ("http://", "https://")
-"""Only web links become hrefs: a status written by a runner must not turn into a javascript: link."""
 NONE = "\u2013"
 """The en dash a cell shows when it has nothing to show."""
 
@@ -161,9 +161,9 @@ def _row(session: AgenticSession, now: datetime) -> Row:
     pulls: list[PullLink] = []
     for repo in status.repos:
         pr = repo.pull_request
-        if pr is not None and pr.url.startswith(LINKABLE):
+        if pr is not None and is_safe_link(pr.url):
             pulls.append(PullLink(pr.url, f"#{pr.number}", "draft" if pr.draft and pr.state == "open" else pr.state))
-        elif pr is None and repo.pull_request_url and repo.pull_request_url.startswith(LINKABLE):
+        elif pr is None and repo.pull_request_url and is_safe_link(repo.pull_request_url):
             pulls.append(PullLink(repo.pull_request_url, "PR", "open"))
     cost = status.result.cost_usd if status.result is not None else None
     created = session.metadata.creation_timestamp
@@ -532,6 +532,7 @@ async def create_session(request: Request, project: str, platform: PlatformDep, 
         session.metadata.annotations[CREATED_BY] = me.name
         registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
         registry.check_secrets(session.spec.framework, await available_secrets(platform, project))
+        await check_session(platform, me, session)
         created = await (await platform.store_for(me)).create(session)
     except ValidationError as exc:
         errors = field_errors(validation_errors(list(exc.errors())), form)
