@@ -224,6 +224,16 @@ def test_an_app_installation_links_and_its_expired_token_is_reminted(
     assert stranger.status_code == 404, "an installation the user cannot access is not linked"
     started = api.get("/api/user/forges/github/install", follow_redirects=False)
     state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+    # Back from GitHub, a browser leaves its SameSite=Strict cookie behind: it gets a page that loads the same
+    # URL again from vTeam's origin, and the state is not spent on that first, cookie-less visit.
+    returning = httpx.get(
+        f"{api.base_url}/api/user/forges/github/callback",
+        params={"installation_id": installation, "state": state, "code": github.oauth_code(user)},
+        headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"},
+    )
+    assert returning.status_code == 200, returning.text
+    assert 'name="vteam-renavigate"' in returning.text
+    assert "/static/app.js" in returning.text
     linked = api.get(
         "/api/user/forges/github/callback",
         params={"installation_id": installation, "state": state, "code": github.oauth_code(user)},

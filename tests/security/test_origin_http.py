@@ -162,6 +162,11 @@ def test_every_page_and_api_answer_carries_the_security_headers(
         _assert_headers(api.get(path))
     _assert_headers(api.post("/api/projects", json={"name": "Not A Name"}))
     api.post(sessions_path(project, session) + "/stop")
+    # The API docs page needs Swagger's two files from its CDN, and only those: not everything the CDN serves.
+    docs_policy = api.get("/api/docs").headers["content-security-policy"]
+    assert "https://cdn.jsdelivr.net " not in docs_policy
+    assert "https://cdn.jsdelivr.net;" not in docs_policy
+    assert "swagger-ui-bundle.js" in docs_policy
 
 
 def test_the_pages_load_no_inline_script_style_or_handler(browser: Browser, project: str) -> None:

@@ -124,3 +124,33 @@ def test_the_banner_says_which_trust_mode_is_in_force(server: Server) -> None:
     log = server.log()
     assert "identity: also a proxy proving VTEAM_PROXY_SECRET (from 127.0.0.1, ::1)" in log
     assert SECRET not in log
+
+
+def test_a_browser_behind_the_proxy_needs_the_own_origin_and_the_pages_token(server: Server) -> None:
+    """Behind the proxy the browser's credential is the proxy's cookie, which a page on another port of the
+    same site also makes the browser send: its writes need vTeam's origin and the token of vTeam's pages,
+    and it cannot mint bearer tokens for a script to carry away."""
+    person = {"X-Forwarded-User": f"pat-{uuid.uuid4().hex[:6]}", "X-Vteam-Proxy-Secret": SECRET}
+    own = server.url
+    project = {"name": f"p-{uuid.uuid4().hex[:8]}"}
+    page = httpx.get(f"{own}/projects", headers=person | {"Sec-Fetch-Site": "same-origin"}, timeout=30)
+    assert page.status_code == 200, page.text
+    token = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    assert token
+
+    def post(path: str, extra: dict[str, str], **kwargs: object) -> httpx.Response:
+        return httpx.post(f"{own}{path}", headers=person | extra, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    elsewhere = post("/api/projects", {"Origin": "http://127.0.0.1:1", "X-CSRF-Token": token}, json=project)
+    assert elsewhere.status_code == 403, elsewhere.text
+    tokenless = post("/api/projects", {"Origin": own, "Sec-Fetch-Site": "same-origin"}, json=project)
+    assert tokenless.status_code == 403, tokenless.text
+    forged = post("/api/projects", {"Origin": own, "X-CSRF-Token": token + "x"}, json=project)
+    assert forged.status_code == 403, forged.text
+    from_page = post(
+        "/api/projects", {"Origin": own, "Sec-Fetch-Site": "same-origin", "X-CSRF-Token": token}, json=project
+    )
+    assert from_page.status_code == 201, from_page.text
+    minted = post("/api/tokens", {"Origin": own, "X-CSRF-Token": token}, json={"name": "carried-away"})
+    assert minted.status_code == 403, minted.text
+    assert "vteam login" in minted.json()["detail"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,7 @@ import pytest
 from tests.support.api import create_session, read_events, sessions_path, wait_phase
 from tests.support.git import IDENTITY, bare_repo, branches, git, rev
 from tests.support.server import Server
+from vteam.controller.reconcile import QUEUED
 
 ALLOWED_LOOPBACK = "127.0.0.2"
 """The one non-public address the operator allows here (VTEAM_REPO_ALLOW_HOSTS)."""
@@ -133,6 +136,10 @@ def test_only_a_platform_admin_sets_a_projects_local_roots(server: Server, world
     inside = world.admin.put(path, json={"localRoots": [str(world.home / "workspaces")]})
     assert inside.status_code == 422
     assert "vTeam's own data folder" in inside.json()["detail"]
+    everything = world.admin.put(path, json={"localRoots": ["/"]})
+    assert everything.status_code == 422, everything.text
+    assert "holds vTeam's own data folder" in everything.json()["detail"]
+    assert world.admin.get(path).json()["localRoots"] == [str(world.a_root)]
 
 
 def test_a_session_cannot_mark_itself_as_a_platform_admins(world: World) -> None:
@@ -209,11 +216,16 @@ class _Counting:
 
 def _with_submodule(root: Path, name: str, url: str) -> Path:
     """A bare repo whose main branch declares one submodule, vendor/lib, at `url`."""
+    return _with_gitmodules(root, name, f'[submodule "lib"]\n\tpath = vendor/lib\n\turl = {url}\n')
+
+
+def _with_gitmodules(root: Path, name: str, gitmodules: str) -> Path:
+    """A bare repo whose main branch has this `.gitmodules` and a gitlink at vendor/lib."""
     bare, work = root / f"{name}.git", root / f"{name}-seed"
     git("init", "--quiet", "--bare", "-b", "main", str(bare))
     git("init", "--quiet", "-b", "main", str(work))
     (work / "README.md").write_text("app\n")
-    (work / ".gitmodules").write_text(f'[submodule "lib"]\n\tpath = vendor/lib\n\turl = {url}\n')
+    (work / ".gitmodules").write_text(gitmodules)
     git("add", "-A", cwd=work)
     git(*IDENTITY, "commit", "--quiet", "-m", "base", cwd=work)
     sha = git("rev-parse", "HEAD", cwd=work).strip()
@@ -241,6 +253,40 @@ def test_a_submodule_aimed_at_a_refused_address_fails_before_git_connects(world:
     assert "loopback" in message
 
 
+def test_a_gitmodules_value_cannot_smuggle_a_submodule_past_the_policy(world: World) -> None:
+    """git prints an escaped newline in a value as a real one: Z's URL forges lines that re-point N at
+    vendor/lib and give M an allowed URL. git fetches vendor/lib by M's real URL, which must be checked."""
+    allowed = str(world.a_repo)
+    with _Counting("127.0.0.1", 200) as inside:
+        forged = f"{allowed}\\nsubmodule.N.path vendor/lib\\nsubmodule.M.url {allowed}"
+        gitmodules = (
+            f'[submodule "N"]\n\tpath = dummy\n\turl = {allowed}\n'
+            f'[submodule "M"]\n\tpath = vendor/lib\n\turl = {inside.url}/internal.git\n'
+            f'[submodule "Z"]\n\tpath = zz\n\turl = "{forged}"\n'
+        )
+        repo = _with_gitmodules(world.a_root, f"smuggle-{uuid.uuid4().hex[:6]}", gitmodules)
+        created = create_session(world.key, world.a, prompt="true", repos=[{"input": {"url": str(repo)}}])
+        done = wait_phase(world.admin, world.a, created["metadata"]["name"], timeout=60)
+        assert inside.hits == 0, "git fetched a submodule URL the policy never checked"
+    assert done["status"]["phase"] == "Failed", done["status"]
+    assert "refused before git ran" in done["status"]["message"]
+
+
+def test_a_gitmodules_that_gives_one_path_two_submodules_is_refused(world: World) -> None:
+    """git and vTeam must read the same owner for a path; where they might not, nothing is fetched."""
+    with _Counting("127.0.0.1", 200) as inside:
+        gitmodules = (
+            f'[submodule "N"]\n\tpath = vendor/lib\n\turl = {world.a_repo}\n'
+            f'[submodule "N"]\n\tpath = vendor/lib\n\turl = {inside.url}/internal.git\n'
+        )
+        repo = _with_gitmodules(world.a_root, f"twice-{uuid.uuid4().hex[:6]}", gitmodules)
+        created = create_session(world.key, world.a, prompt="true", repos=[{"input": {"url": str(repo)}}])
+        message = _failed(world, created["metadata"]["name"])
+        assert inside.hits == 0
+    assert "refused before git ran" in message
+    assert "more than once" in message
+
+
 def test_a_submodule_aimed_at_another_projects_repository_fails(world: World) -> None:
     head = rev(world.b_repo, "main")
     repo = _with_submodule(world.a_root, f"sub-{uuid.uuid4().hex[:6]}", str(world.b_repo))
@@ -251,8 +297,23 @@ def test_a_submodule_aimed_at_another_projects_repository_fails(world: World) ->
     assert rev(world.b_repo, "main") == head
 
 
+def _queued(world: World, name: str) -> dict[str, Any]:
+    """The session's status once the controller has queued it for want of a free runner."""
+    deadline = time.monotonic() + 30
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = world.admin.get(sessions_path(world.a, name)).json()["status"]
+        if status.get("message") == QUEUED:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"session {name} was not queued: {status}")
+
+
 def test_a_path_swapped_after_the_api_checked_it_is_refused_by_the_runner(world: World) -> None:
-    """A symlink that pointed into A's folder when the session was created, and into B's repo when it runs."""
+    """A symlink that pointed into A's folder when the session was created, and into B's repo when it runs.
+
+    The server runs one session at a time (VTEAM_MAX_RUNNING_SESSIONS=1 in this module's server), so while the
+    blocker runs the new session is queued, and the swap happens before its runner can start."""
     blocker = create_session(world.admin, world.a, prompt="sleep 600")
     wait_phase(world.admin, world.a, blocker["metadata"]["name"], "Running", timeout=30)
     link = world.a_root / f"swap-{uuid.uuid4().hex[:6]}.git"
@@ -262,7 +323,7 @@ def test_a_path_swapped_after_the_api_checked_it_is_refused_by_the_runner(world:
         repo = {"input": {"url": str(link)}, "output": {"url": str(link), "targetBranch": "vteam/swap"}}
         created = create_session(world.key, world.a, prompt="echo stolen >> README.md", repos=[repo])
         name = created["metadata"]["name"]
-        assert world.admin.get(sessions_path(world.a, name)).json()["status"]["phase"] == "Pending"
+        assert _queued(world, name)["phase"] == "Pending"
         link.unlink()
         link.symlink_to(world.b_repo)
     finally:

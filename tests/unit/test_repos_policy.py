@@ -158,6 +158,31 @@ def test_an_admin_may_not_allow_a_root_inside_vteam_home(layout: dict[str, Path]
     assert repos.check_root(str(layout["allowed"]) + "/", (str(layout["home"]),)) == str(layout["allowed"])
 
 
+@pytest.mark.parametrize("root", ["/", "HOME_PARENT", "LINK_TO_HOME_PARENT"])
+def test_an_admin_may_not_allow_a_root_holding_vteam_home(layout: dict[str, Path], root: str) -> None:
+    """A root such as `/` would make every path look allowed but vTeam's: the policy refuses it outright."""
+    link = layout["allowed"].parent / "to-home-parent"
+    link.symlink_to(layout["home"].parent)
+    given = {"HOME_PARENT": str(layout["home"].parent), "LINK_TO_HOME_PARENT": str(link)}.get(root, root)
+    with pytest.raises(ValueError, match="holds vTeam's own data folder"):
+        repos.check_root(given, (str(layout["home"]),))
+
+
+def test_a_local_path_swapped_for_a_symlink_after_the_check_is_refused_on_the_recheck(layout: dict[str, Path]) -> None:
+    """git opens the path by name after `vet`: the runner checks it again around git's use and notices the swap."""
+    policy = _policy(layout)
+    checked = _vet(str(layout["allowed"] / "app.git"), policy)
+    asyncio.run(repos.recheck(checked, policy, field="repos[0].input.url"))
+    (layout["allowed"] / "app.git").rename(layout["allowed"] / "moved.git")
+    (layout["allowed"] / "app.git").symlink_to(layout["allowed"] / "moved.git")
+    with pytest.raises(RepositoryRefused, match="local path changed"):
+        asyncio.run(repos.recheck(checked, policy, field="repos[0].input.url"))
+    (layout["allowed"] / "app.git").unlink()
+    (layout["allowed"] / "app.git").symlink_to(layout["elsewhere"])
+    with pytest.raises(RepositoryRefused, match="platform admin allows"):
+        asyncio.run(repos.recheck(checked, policy, field="repos[0].input.url"))
+
+
 # --- network addresses ----------------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from vteam.api import (
 )
 from vteam.api.deps import SignedIn
 from vteam.api.platform import Platform
+from vteam.api.web_edge import SWAGGER_CSS, SWAGGER_JS
 from vteam.settings import Settings
 
 OPENAPI_URL = "/api/openapi.json"
@@ -100,4 +101,6 @@ def _describe(app: FastAPI) -> None:
 
     @app.get("/api/docs", include_in_schema=False)
     async def docs(_caller: SignedIn) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title="vTeam API")
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_URL, title="vTeam API", swagger_js_url=SWAGGER_JS, swagger_css_url=SWAGGER_CSS
+        )

@@ -140,11 +140,11 @@ PlatformAdmin = Annotated[Identity, Depends(authorize(None, admin=True))]
 
 
 def _issuer(dependency: Callable[..., Awaitable[Identity]]) -> Callable[[Identity], Awaitable[Identity]]:
-    """`dependency`'s caller, unless only the browser's session cookie vouches for them: a script that runs in
-    a signed-in browser must not be able to take a bearer credential away and keep it."""
+    """`dependency`'s caller, unless only a browser's cookie (vTeam's, or an OAuth proxy's) vouches for them: a
+    script that runs in a signed-in browser must not be able to take a bearer credential away and keep it."""
 
     async def check(identity: Identity = Depends(dependency)) -> Identity:
-        if identity.via == "cookie":
+        if identity.via in ("cookie", "proxy"):
             raise Forbidden(
                 "a browser session cannot issue tokens, keys or login links through the API; "
                 "use `vteam login` and the CLI (a bearer token), or the web UI's own forms"

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import Field
 
 from vteam.api.audit import record
-from vteam.api.deps import Person, PlatformDep
-from vteam.errors import InvalidInput, NotFound
+from vteam.api.deps import Person, PlatformDep, authorize
+from vteam.auth import Identity
+from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from vteam.forges import Credential, Link, token_name, user_scope
 from vteam.resources import CamelModel
 
 router = APIRouter(prefix="/api/user/forges", tags=["forge accounts"])
 
 ForgeName = Literal["github", "gitlab"]
+RETURNING = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Returning to vTeam</title>'
+    '<meta name="vteam-renavigate" content="once"><script src="/static/app.js" defer></script></head>'
+    "<body><p>Returning to vTeam…</p></body></html>"
+)
+"""What a browser back from GitHub gets when it left its SameSite=Strict cookie behind on the cross-site
+redirect: a page that loads the same URL again, same-origin, so that the cookie comes along."""
 
 
 class TokenIn(CamelModel):
@@ -74,17 +82,23 @@ async def install(platform: PlatformDep, caller: Person) -> RedirectResponse:
     return RedirectResponse(app.install_url(app.state_for(caller.name)), status_code=303)
 
 
-@router.get("/github/callback")
+@router.get("/github/callback", response_model=None)
 async def callback(
     request: Request,
     platform: PlatformDep,
-    caller: Person,
+    caller: Identity = Depends(authorize(public=True)),
     installation_id: int = Query(..., ge=1),
     state: str = Query(..., min_length=1, max_length=1000),
     code: str = Query(..., min_length=1, max_length=1000),
     setup_action: str | None = Query(None),
-) -> dict[str, Any]:
+) -> dict[str, Any] | HTMLResponse:
     """GitHub's redirect after installation: the state must be ours and the installation the caller's."""
+    if caller.is_anonymous and request.headers.get("sec-fetch-site") == "cross-site":
+        return HTMLResponse(RETURNING)
+    if caller.is_anonymous:
+        raise Unauthorized("sign in: send 'Authorization: Bearer <token>' (see `vteam login`)")
+    if caller.kind != "user":
+        raise Forbidden("only people have personal tokens and forge accounts; access keys belong to a project")
     app = platform.forges.app
     if app is None:
         raise InvalidInput("no GitHub App is configured (VTEAM_GITHUB_APP_ID and a private key)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from sse_starlette import EventSourceResponse
@@ -76,17 +76,19 @@ class StreamGuard:
                     log.exception("could not re-check a stream's caller")
                     return Unauthorized("the server could not re-check your access; reconnect")
 
-    async def bounded(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
-        """`source`'s items until it ends or the caller loses access, whichever comes first."""
+    async def bounded(self, source: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+        """`source`'s items until it ends or the caller loses access, whichever comes first.
+
+        However this ends (the client leaving cancels it mid-wait), the pending read is cancelled and awaited
+        before `source` is closed, so neither it nor its hub subscription outlives the stream.
+        """
         watch = asyncio.create_task(self.lost())
+        step: asyncio.Future[T] | None = None
         try:
             while True:
-                step: asyncio.Future[T] = asyncio.ensure_future(anext(source))
+                step = asyncio.ensure_future(anext(source))
                 await asyncio.wait((step, watch), return_when=asyncio.FIRST_COMPLETED)
                 if not step.done():
-                    step.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await step
                     log.info("closed a stream of %s: %s", self._identity.principal, watch.result().detail)
                     return
                 try:
@@ -95,12 +97,20 @@ class StreamGuard:
                     return
                 yield item
         finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+            await _cancelled(watch)
+            if step is not None:
+                await _cancelled(step)
             aclose: Callable[[], Any] | None = getattr(source, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` if it still runs and wait until it has stopped; its own ending is of no interest here."""
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+        await task
 
 
 def close_code(exc: VteamError) -> tuple[int, str]:

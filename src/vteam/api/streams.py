@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncGenerator, AsyncIterator, MutableMapping
 from typing import Any, TypeAlias
 
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
@@ -21,6 +21,7 @@ from vteam.api.problems import deny
 from vteam.api.stream_access import CLOSE_TOO_BIG, GuardedEventSource, StreamGuard, close_code
 from vteam.auth import Identity, Role
 from vteam.errors import Forbidden, InvalidInput, NotFound, VteamError
+from vteam.events import Envelope
 from vteam.events import follow as follow_events
 from vteam.events.agui import USER_MESSAGE
 from vteam.resources import AgenticSession
@@ -33,7 +34,7 @@ _Close: TypeAlias = tuple[int, str] | None
 
 def _events(
     platform: Platform, project: str, name: str, session: AgenticSession, after: int, live: bool = True
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Envelope, None]:
     uid = session.metadata.uid or ""
 
     async def finished() -> bool:
@@ -66,8 +67,9 @@ async def session_events(
     guard = StreamGuard(request, platform, caller, project)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for env in guard.bounded(_events(platform, project, name, session, start, follow)):
-            yield ServerSentEvent(id=str(env.seq), data=json.dumps(env.frame(), separators=(",", ":")))
+        async with contextlib.aclosing(guard.bounded(_events(platform, project, name, session, start, follow))) as envs:
+            async for env in envs:
+                yield ServerSentEvent(id=str(env.seq), data=json.dumps(env.frame(), separators=(",", ":")))
 
     slot = platform.streams.take(caller, platform.settings.max_streams_per_caller)
     return GuardedEventSource(stream(), slot=slot, ping=15, headers={"Cache-Control": "no-store"})
@@ -89,8 +91,9 @@ async def session_ws(websocket: WebSocket, project: str, name: str, after: int =
     limit = platform.settings.max_ws_frame_bytes
 
     async def send() -> _Close:
-        async for env in _events(platform, project, name, session, after):
-            await websocket.send_text(json.dumps(env.frame(), separators=(",", ":")))
+        async with contextlib.aclosing(_events(platform, project, name, session, after)) as envs:
+            async for env in envs:
+                await websocket.send_text(json.dumps(env.frame(), separators=(",", ":")))
         return 1000, ""
 
     async def watch() -> _Close:

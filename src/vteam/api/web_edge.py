@@ -39,7 +39,7 @@ from starlette.websockets import WebSocket
 
 from vteam.api.problems import deny, problem
 from vteam.auth import SESSION_COOKIE
-from vteam.auth.csrf import FIELD, HEADER
+from vteam.auth.csrf import FIELD, HEADER, subject
 from vteam.errors import Forbidden
 from vteam.settings import Settings
 
@@ -51,13 +51,16 @@ CSP = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 """The pages load only their own files: no inline script, style or handler, nothing from another origin."""
+SWAGGER_JS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
+SWAGGER_CSS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net {hashes}; "
-    "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
+    f"default-src 'self'; script-src 'self' {SWAGGER_JS} {{hashes}}; "
+    f"style-src 'self' {SWAGGER_CSS} 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 """FastAPI's Swagger page loads its bundle from a CDN and starts it with one fixed inline script, allowed by
-its hash (computed from the page itself, so an upgrade of FastAPI cannot break it or widen it)."""
+its hash (computed from the page itself, so an upgrade of FastAPI cannot break it or widen it). The CDN is
+allowed for those two exact files only, not for everything it serves."""
 DOCS_PATH = "/api/docs"
 HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -147,7 +150,8 @@ class CsrfGuard:
             return
         conn = HTTPConnection(scope)
         refusal = self._origin_refusal(conn)
-        if refusal is None and not conn.headers.get("authorization") and (cookie := conn.cookies.get(SESSION_COOKIE)):
+        bound = None if conn.headers.get("authorization") else subject(conn.headers, conn.cookies.get(SESSION_COOKIE))
+        if refusal is None and bound is not None and self._browser(conn):
             token = conn.headers.get(HEADER, "")
             if not token and scope["type"] == "websocket":
                 token = conn.query_params.get(FIELD, "")
@@ -157,7 +161,7 @@ class CsrfGuard:
                     return  # the client left (or BodyLimit refused the body): nothing to answer
                 receive = _replay(body, receive)
                 token = await _form_field(scope, body)
-            if not _csrf_valid(scope, cookie, token):
+            if not _csrf_valid(scope, bound, token):
                 refusal = (
                     "this browser request does not carry the page's CSRF token; reload the page and try again "
                     "(scripts: send 'Authorization: Bearer <token>' instead of the browser's cookie)"
@@ -166,6 +170,12 @@ class CsrfGuard:
             await self.app(scope, receive, send)
             return
         await _refuse(scope, receive, send, refusal)
+
+    @staticmethod
+    def _browser(conn: HTTPConnection) -> bool:
+        """Whether a browser sent the request: vTeam's own cookie, or a browser's `Origin`/`Sec-Fetch-Site`
+        (which a browser always sends on writes and handshakes, and on which the proxy's callers rely)."""
+        return SESSION_COOKIE in conn.cookies or "origin" in conn.headers or "sec-fetch-site" in conn.headers
 
     def _origin_refusal(self, conn: HTTPConnection) -> str | None:
         if conn.headers.get("authorization"):

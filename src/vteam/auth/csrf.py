@@ -11,11 +11,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 FIELD = "csrf_token"
 """The form field, and the WebSocket query parameter, that carry the token."""
 HEADER = "x-csrf-token"
 """The header htmx (app.js) and scripts send it in."""
+
+
+PROXIED = ("x-forwarded-user", "x-forwarded-access-token")
+"""Behind a proven OAuth proxy the browser's credential is the proxy's own cookie; the identity it forwards
+stands in for vTeam's cookie (the proxy middleware has already dropped these headers from anyone else)."""
+
+
+def subject(headers: Mapping[str, str], session_cookie: str | None) -> str | None:
+    """What a browser's CSRF token is bound to: vTeam's session cookie, else the proven proxy's forwarded
+    identity; None for a request that brings neither (bearer callers are never asked for a token)."""
+    if session_cookie:
+        return session_cookie
+    for name in PROXIED:
+        if value := headers.get(name, "").strip():
+            return f"proxy:{name}:{value}"
+    return None
 
 
 class CsrfTokens:

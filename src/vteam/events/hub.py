@@ -26,6 +26,10 @@ class Hub:
                 except asyncio.QueueFull:
                     break
 
+    def readers(self, session_uid: str) -> int:
+        """How many live readers follow a session: each open stream holds one until it is torn down."""
+        return len(self._subscribers.get(session_uid, ()))
+
     @asynccontextmanager
     async def subscribe(self, session_uid: str) -> AsyncIterator[asyncio.Queue[Envelope]]:
         queue: asyncio.Queue[Envelope] = asyncio.Queue(QUEUE_LIMIT)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from vteam.events.envelope import Envelope
 from vteam.events.hub import Hub
@@ -21,7 +21,7 @@ async def follow(
     finished: Callable[[], Awaitable[bool]],
     idle_check: float = 2.0,
     live: bool = True,
-) -> AsyncIterator[Envelope]:
+) -> AsyncGenerator[Envelope, None]:
     """Yield events with seq > after until the session is finished and everything stored was sent.
 
     Subscribing before reading the log closes the window where an event could fall between them.

@@ -156,7 +156,8 @@ def local_roots(annotations: dict[str, str]) -> tuple[str, ...]:
 
 
 def check_root(root: str, forbidden: tuple[str, ...]) -> str:
-    """A root a platform admin wants to allow: absolute, and neither inside nor holding vTeam's own folder."""
+    """A root a platform admin wants to allow: absolute, and neither inside nor holding vTeam's own folder
+    (a root such as `/` would make every path a tenant can name look allowed but vTeam's)."""
     if not root.startswith("/") or any(ord(c) < 0x20 for c in root):
         raise ValueError(f"local root {root!r} must be an absolute path")
     real = os.path.realpath(root)
@@ -164,6 +165,11 @@ def check_root(root: str, forbidden: tuple[str, ...]) -> str:
         bad_real = os.path.realpath(bad)
         if _under(real, bad_real):
             raise ValueError(f"local root {root!r} is inside vTeam's own data folder, which no session may use")
+        if _under(bad_real, real):
+            raise ValueError(
+                f"local root {root!r} holds vTeam's own data folder; "
+                "allow the folders that hold the repositories instead"
+            )
     return root.rstrip("/") or "/"
 
 
@@ -390,6 +396,8 @@ class Vetted:
     """The address checked, for git to connect to (None for a local path or a name that did not resolve)."""
     addresses: tuple[str, ...] = ()
     """Every address the name had, all checked: curl may try each of them, and nothing else."""
+    real: str | None = None
+    """For a local repository: the real path checked, which git is given."""
 
     def git_config(self) -> list[str]:
         """`-c` options that pin an http(s) host to the checked address and keep redirects from leaving it."""
@@ -426,7 +434,7 @@ async def vet(url: str, policy: RepoPolicy, *, field: str, resolved_only: bool =
                 field=field,
             )
         real = await asyncio.to_thread(check_local, target.path, policy, field=field)
-        return Vetted(f"file://{real}" if url.startswith("file:") else real, target)
+        return Vetted(f"file://{real}" if url.startswith("file:") else real, target, real=real)
     addresses = await resolve(target.host, target.effective_port)
     if not addresses:
         if policy.name_allowed(target.host) or not resolved_only:
@@ -439,3 +447,17 @@ async def vet(url: str, policy: RepoPolicy, *, field: str, resolved_only: bool =
         port = f":{target.port}" if target.port else ""
         return Vetted(f"git://{shown}{port}{target.path}", target, address, tuple(addresses))
     return Vetted(url, target, address, tuple(addresses))
+
+
+async def recheck(vetted: Vetted, policy: RepoPolicy, *, field: str) -> None:
+    """Check a local repository again right after or before git uses it: git opens the path by name, so a
+    folder on it swapped for a symlink after `vet` would take git elsewhere. RepositoryRefused when the
+    path no longer resolves to itself or is no longer allowed; nothing to do for a network repository."""
+    if vetted.real is None:
+        return
+    real = await asyncio.to_thread(check_local, vetted.real, policy, field=field)
+    if real != vetted.real:
+        raise RepositoryRefused(
+            "the local path changed (a folder on it became a symlink) between the policy's check and git's use",
+            field=field,
+        )

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from vteam.agents import Emit
 from vteam.errors import RepositoryRefused
 from vteam.events.agui import BRANCH, CLONE, COMMIT, DIFF, PUSH, custom
-from vteam.policy.repos import RepoPolicy, Vetted, display, vet
+from vteam.policy.repos import RepoPolicy, Vetted, display, recheck, vet
 from vteam.resources import AgenticSession, DiffStat, FileStat, RepoStatus, SessionRepo
 from vteam.resources.validation import same_repository
 from vteam.runner import submodules
@@ -95,6 +95,10 @@ async def prepare(
                 await remote(*args, "--", source.url, str(path))
         except GitError as exc:
             raise WorkspaceError(f"cloning repos[{index}] from {display(spec.input.url)} failed: {exc}") from exc
+        try:
+            await recheck(source, policy, field=f"repos[{index}].input.url")
+        except RepositoryRefused as exc:
+            raise WorkspaceError(f"refused after cloning: {exc.detail}") from None
         try:
             input_branch = (await git("rev-parse", "--abbrev-ref", "HEAD", cwd=path)).strip()
             base_sha = (await git("rev-parse", "HEAD", cwd=path)).strip()
@@ -250,9 +254,12 @@ async def _push_pending(
         status.error = f"not pushed: refused before git ran: {exc.detail}"
         return False
     try:
-        await _push(item.path, item.branch, item.head, target_repo, git, pushing, redactor, policy)
+        await _push(item.path, item.branch, item.head, target_repo, git, pushing, redactor, policy, where_field)
     except GitError as exc:
         status.error = f"pushing {item.branch!r} to {display(url)} failed: {exc}"
+        return False
+    except RepositoryRefused as exc:
+        status.error = f"not pushed: refused before git ran: {exc.detail}"
         return False
     status.pushed = True
     if url != item.url:
@@ -283,6 +290,7 @@ async def _push(
     credentials: Credentials,
     redactor: Redactor,
     policy: RepoPolicy,
+    field: str,
 ) -> None:
     ref = f"refs/heads/{branch}"
     async with remote_access(credentials, redactor, policy=policy, target=target) as (remote, private):
@@ -292,6 +300,7 @@ async def _push(
         fetched = (await git("--git-dir", mirror, "rev-parse", ref)).strip()
         if fetched != head:
             raise GitError(f"the repository changed while it was being pushed ({fetched[:12]} is not {head[:12]})")
+        await recheck(target, policy, field=field)
         await remote("--git-dir", mirror, "push", "--porcelain", "--", target.url, f"{ref}:{ref}")
 
 

@@ -26,6 +26,7 @@ from vteam.api.projects import new_project
 from vteam.api.schemas import ProjectCreate
 from vteam.auth import NOBODY, SESSION_COOKIE, Identity, Role
 from vteam.auth.csrf import FIELD as CSRF_FIELD
+from vteam.auth.csrf import subject as csrf_subject
 from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized, VteamError
 from vteam.forges import project_scope
 from vteam.policy.links import is_safe_link
@@ -44,10 +45,12 @@ templates.env.filters["safe_href"] = safe_href
 
 
 def csrf_token(request: Request | None) -> str:
-    """The CSRF token of the browser session `request` comes with (`vteam.auth.csrf`); "" without one."""
-    cookie = request.cookies.get(SESSION_COOKIE) if request is not None else None
-    platform = getattr(request.app.state, "platform", None) if request is not None else None
-    return platform.csrf.for_session(cookie) if cookie and platform is not None else ""
+    """The CSRF token of the browser session (or proven proxy's person) `request` comes with; "" without one."""
+    if request is None:
+        return ""
+    bound = csrf_subject(request.headers, request.cookies.get(SESSION_COOKIE))
+    platform = getattr(request.app.state, "platform", None)
+    return platform.csrf.for_session(bound) if bound and platform is not None else ""
 
 
 @pass_context

@@ -10,6 +10,7 @@ transitions and audit records are the API's.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,18 +175,19 @@ async def session_stream(
     csrf = csrf_token(request)  # the live parts' forms are rendered without the request
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for env in guard.bounded(_events(platform, project, name, session, start)):
-            html = conv.feed(env)
-            if env.type == PHASE:
-                # Each phase change re-renders what depends on the stored status: the summary and the
-                # controls, and at the end the repositories' results too.
-                current = await platform.store.get(AgenticSession, name, project)
-                context = _context(current, conv, guard.current or role, project) | {"csrf": csrf}
-                parts = ["partials/session_summary.html", "partials/session_controls.html"]
-                if is_final(env):
-                    parts.append("partials/session_repos.html")
-                html += "".join(_part(part, context, oob=True) for part in parts)
-            yield ServerSentEvent(id=str(env.seq), event="message", data=html)
+        async with aclosing(guard.bounded(_events(platform, project, name, session, start))) as envs:
+            async for env in envs:
+                html = conv.feed(env)
+                if env.type == PHASE:
+                    # Each phase change re-renders what depends on the stored status: the summary and the
+                    # controls, and at the end the repositories' results too.
+                    current = await platform.store.get(AgenticSession, name, project)
+                    context = _context(current, conv, guard.current or role, project) | {"csrf": csrf}
+                    parts = ["partials/session_summary.html", "partials/session_controls.html"]
+                    if is_final(env):
+                        parts.append("partials/session_repos.html")
+                    html += "".join(_part(part, context, oob=True) for part in parts)
+                yield ServerSentEvent(id=str(env.seq), event="message", data=html)
         yield ServerSentEvent(event="end", data="end")
 
     slot = platform.streams.take(me, platform.settings.max_streams_per_caller)
