@@ -10,13 +10,13 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import typer
 
 from vteam import credentials
-from vteam.client import DEFAULT_SERVER, ApiError, Client, Unreachable
+from vteam.client import DEFAULT_SERVER, ApiError, BadInput, Client, Unreachable, check_server
 from vteam.resources.validation import split_repo_arg
 
 T = TypeVar("T")
@@ -36,7 +36,7 @@ ProjectOpt = Annotated[str, typer.Option("--project", "-p", envvar="VTEAM_PROJEC
 FINAL = {"Completed", "Failed", "Stopped", "TimedOut"}
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -50,7 +50,7 @@ def call(server: str, action: Callable[[Client], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(runner())
-    except (ApiError, Unreachable) as exc:
+    except (ApiError, Unreachable, BadInput) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -303,7 +303,7 @@ def session_create(
 def _follow(server: str, project: str, name: str, as_json: bool) -> None:
     async def stream(client: Client) -> dict[str, Any]:
         printer = LogPrinter(as_json)
-        async for env in client.events(project, name):
+        async for env in client.events(project, name, on_reconnect=lambda note: typer.echo(note, err=True)):
             printer.show(env)
         printer.close()
         result: dict[str, Any] = await client.request("GET", f"/api/projects/{project}/agentic-sessions/{name}")
@@ -586,11 +586,17 @@ def login(
 ) -> None:
     """Sign the CLI in: trade a one-time login link for an API token, or store an API token, for this server."""
     value = link or _read_secret("API token or login link")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        fail("the login link is not a valid URL; copy it again")
     if parts.scheme in ("http", "https"):
         server = server or f"{parts.scheme}://{parts.netloc}"
         value = parse_qs(parts.query).get("token", [""])[0]
-    server = (server or DEFAULT_SERVER).rstrip("/")
+    try:
+        server = check_server(server or DEFAULT_SERVER)
+    except BadInput as exc:
+        fail(str(exc))
     if value.startswith("vt_login_"):
         answer = call(server, lambda c: c.request("POST", "/api/login", json={"token": value}))
         token = str(answer["token"])
@@ -603,7 +609,7 @@ def login(
 
     try:
         who = asyncio.run(whoami())
-    except (ApiError, Unreachable) as exc:
+    except (ApiError, Unreachable, BadInput) as exc:
         fail(str(exc))
     where = credentials.save(server, token)
     typer.echo(f"signed in to {server} as {who['name']} (token saved in {where})")
@@ -778,7 +784,7 @@ def key_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an access key; its secret is printed once, here."""
-    body: dict[str, Any] = {"name": name, "role": role, **({"expiresInDays": days} if days else {})}
+    body: dict[str, Any] = {"name": name, "role": role, **({"expiresInDays": days} if days is not None else {})}
     created = call(server, lambda c: c.request("POST", f"/api/projects/{project}/keys", json=body))
     if as_json:
         return emit_json(created)
@@ -894,4 +900,15 @@ def vault_rotate(server: ServerOpt = DEFAULT_SERVER) -> None:
 
 
 def main() -> None:
-    app()
+    """The `vteam` command: whatever it is given, a failure is one readable line, never a traceback.
+
+    VTEAM_CLI_DEBUG=1 shows the traceback of an unexpected failure, for reporting a bug.
+    """
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("VTEAM_CLI_DEBUG") or sys.argv[1:2] in (["up"], ["runner"], ["operator"]):
+            raise  # the platform's own processes keep their tracebacks for the operator's log
+        first = (str(exc).splitlines() or [""])[0][:300]
+        typer.echo(f"error: {type(exc).__name__}: {first} (VTEAM_CLI_DEBUG=1 shows the traceback)", err=True)
+        raise SystemExit(1) from None

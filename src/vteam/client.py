@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -25,10 +25,35 @@ class Unreachable(Exception):
     """No vTeam server answered at the given address."""
 
 
+class BadInput(Exception):
+    """A server URL or token no request can be made with; `str()` says which, in one line, never the token."""
+
+
+def check_server(server: str) -> str:
+    """The server URL without its trailing slash, or BadInput when it is not an http(s) URL with a host."""
+    try:
+        url = httpx.URL(server)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise BadInput(f"the server URL {server!r} is not a valid URL ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise BadInput(f"the server URL {server!r} is not an http:// or https:// URL with a host")
+    return server.rstrip("/")
+
+
+def check_token(token: str) -> str:
+    """The token, or BadInput when it holds what no vTeam token holds (it would not survive an HTTP header)."""
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise BadInput(
+            "the API token (VTEAM_TOKEN or the one `vteam login` saved) holds non-ASCII characters, spaces "
+            "or line breaks, which no vTeam token has; copy it again"
+        )
+    return token
+
+
 class Client:
     def __init__(self, server: str = DEFAULT_SERVER, token: str | None = None, *, timeout: float = 30.0) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.server = server.rstrip("/")
+        headers = {"Authorization": f"Bearer {check_token(token)}"} if token else {}
+        self.server = check_server(server)
         self._http = httpx.AsyncClient(base_url=self.server, headers=headers, timeout=timeout)
 
     async def __aenter__(self) -> Client:
@@ -51,14 +76,22 @@ class Client:
         return response.json()
 
     async def events(
-        self, project: str, name: str, *, after: int = 0, follow: bool = True, reconnect_seconds: float = 60.0
+        self,
+        project: str,
+        name: str,
+        *,
+        after: int = 0,
+        follow: bool = True,
+        reconnect_seconds: float = 60.0,
+        on_reconnect: Callable[[str], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Envelopes from the session's SSE stream, replay first; ends when the session ends.
 
-        A dropped connection is resumed after the last seq received, for up to `reconnect_seconds`.
+        A dropped connection is resumed after the last seq received, for up to `reconnect_seconds`, and
+        `on_reconnect` hears once per outage that it is; a server that never answered fails at once.
         """
         path = f"/api/projects/{project}/agentic-sessions/{name}/events"
-        last, delay, down_since = after, 0.2, 0.0
+        last, delay, down_since, connected = after, 0.2, 0.0, False
         while True:
             params: dict[str, str | int] = {"after": last, "follow": str(follow).lower()}
             try:
@@ -67,7 +100,7 @@ class Client:
                     if response.is_error:
                         await response.aread()
                         raise ApiError(response.status_code, _detail(response))
-                    down_since, delay = 0.0, 0.2
+                    down_since, delay, connected = 0.0, 0.2, True
                     async for line in response.aiter_lines():
                         if line.startswith("data:"):
                             envelope = json.loads(line[5:].strip())
@@ -75,10 +108,19 @@ class Client:
                             yield envelope
                 return
             except httpx.TransportError as exc:
+                if not connected:
+                    raise Unreachable(
+                        f"cannot reach vTeam at {self.server} ({type(exc).__name__}); is `vteam up` running?"
+                    ) from exc
                 now = time.monotonic()
-                down_since = down_since or now
-                if not follow or now - down_since > reconnect_seconds:
+                if not follow or (down_since and now - down_since > reconnect_seconds):
                     raise Unreachable(f"lost the connection to vTeam at {self.server} ({type(exc).__name__})") from exc
+                if not down_since and on_reconnect is not None:
+                    on_reconnect(
+                        f"lost the connection to vTeam at {self.server} ({type(exc).__name__}); "
+                        f"reconnecting for up to {reconnect_seconds:.0f} s"
+                    )
+                down_since = down_since or now
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 3.0)
 

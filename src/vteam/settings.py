@@ -22,6 +22,24 @@ class Settings(BaseSettings):
     max_running_sessions: int = Field(
         4, ge=1, description="Sessions whose runners may run at once; the rest stay Pending, queued."
     )
+    max_running_sessions_per_project: int | None = Field(
+        None,
+        ge=1,
+        description="Sessions of one project whose runners may run at once, so one project cannot take every "
+        "slot (a project's own maxRunningSessions overrides it); default: half the platform's limit, rounded up.",
+    )
+    max_event_bytes: int = Field(
+        1024 * 1024,
+        ge=4096,
+        description="Bytes one stored event may hold; a larger agent text or tool output is cut to this, "
+        "with a note saying so.",
+    )
+    max_session_event_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=65536,
+        description="Bytes of events one session may store; past it, further output is dropped and one "
+        "event says so; the runner's lifecycle events (run end, pushes, diffs) may add one more max_event_bytes.",
+    )
     runner_command: list[str] | None = Field(
         None, description="Command that starts a runner (JSON list); default: this Python's `-m vteam.runner`."
     )
@@ -104,6 +122,16 @@ class Settings(BaseSettings):
     )
     login_link_minutes: float = Field(60.0, gt=0, description="How long a one-time login link works.")
     max_body_bytes: int = Field(2_097_152, ge=1024, description="Largest request body the API accepts (413 above).")
+    project_secrets_max_bytes: int = Field(
+        524_288,
+        ge=1024,
+        le=1_048_576,
+        description="Bytes (UTF-8) all of one project's secret values may hold together: they reach its agents as "
+        "environment, which Linux bounds; a write past it is refused (422).",
+    )
+    project_secrets_max_count: int = Field(
+        100, ge=1, le=1000, description="Secrets one project may hold; a new one past it is refused (422)."
+    )
     write_rate_per_minute: int = Field(
         240, ge=0, description="Writes (POST, PUT, PATCH, DELETE) each identity may make a minute; 0: no limit."
     )
@@ -133,6 +161,11 @@ class Settings(BaseSettings):
     github_webhook_secret: SecretStr | None = Field(None, description="Secret GitHub signs the App's webhooks with.")
     gitlab_url: str = Field("https://gitlab.com", description="URL of the GitLab whose repos get merge requests.")
     forge_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of each call to a forge's API.")
+    forge_interactive_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Timeout of a forge call a person waits on (token checks, the repo browser); never retried.",
+    )
     forge_max_wait_seconds: float = Field(
         60.0, ge=0, description="Longest wait for a forge's rate limit to reset before a request gives up with 429."
     )

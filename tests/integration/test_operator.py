@@ -116,6 +116,9 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "VTEAM_RUNNER_IMAGE": IMAGE,
             "VTEAM_JOB_TTL_SECONDS": "120",
             "VTEAM_RESYNC_SECONDS": "1",
+            # Every test's sessions share one namespace, and some leave runners behind: the fair share between
+            # projects has its own tests.
+            "VTEAM_MAX_RUNNING_SESSIONS_PER_PROJECT": "10000",
         }
     )
     log = (home / "operator.log").open("wb")

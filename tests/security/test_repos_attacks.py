@@ -147,6 +147,11 @@ def test_a_session_cannot_mark_itself_as_a_platform_admins(world: World) -> None
         "metadata": {"annotations": {"vteam.ambient-code/repo-local-any": "true"}},
         "spec": {"prompt": "true", "framework": "script", "repos": [{"input": {"url": str(world.b_repo)}}]},
     }
+    refused = world.key.post(sessions_path(world.a), json=body)
+    assert refused.status_code == 422, refused.text
+    assert "vteam.ambient-code/repo-local-any" in refused.text, "the reserved annotation is named as the reason"
+    # Without the claim, B's repository is still refused for A's editor.
+    del body["metadata"]
     _refused(world.key.post(sessions_path(world.a), json=body), "repos[0].input.url")
 
 

@@ -593,6 +593,13 @@ class FakeGitHub:
             self._installations[installation.id] = installation
             return installation.id
 
+    def uninstall_app(self, installation: int) -> None:
+        """Remove an installation, as its account would on GitHub; its tokens stop working."""
+        with self.lock:
+            self._installations.pop(installation, None)
+            for key in [k for k, t in self._tokens.items() if t.installation and t.installation.id == installation]:
+                del self._tokens[key]
+
     def expire_installation_tokens(self) -> None:
         with self.lock:
             for token in self._tokens.values():

@@ -296,6 +296,20 @@ class FakeGitLab:
                 raise ValueError(f"no user {username}")
             self._require(project_path).members[username] = access_level
 
+    def rename_project(self, project_path: str, new_path: str) -> None:
+        """Change a project's path in its namespace, as a user renaming their fork does; its repo stays."""
+        with self._lock:
+            project = self._require(project_path)
+            if self._find_path(f"{project.namespace}/{new_path}"):
+                raise ValueError(f"project {project.namespace}/{new_path} exists")
+            project.path = new_path
+
+    def forks_of(self, project_path: str) -> list[str]:
+        """The paths of a project's direct forks."""
+        with self._lock:
+            source = self._require(project_path)
+            return sorted(p.full_path for p in self._projects.values() if p.forked_from == source.id)
+
     def protect_branch(self, project_path: str, branch: str) -> None:
         """Protect `branch` as GitLab does by default: Maintainers push and merge, no force-push, no deletion."""
         with self._lock:
@@ -695,6 +709,8 @@ class FakeGitLab:
                     return self._project_json(project, user)
                 case ("POST", ["fork"]):
                     return self._fork(where, project, params, user)
+                case ("GET", ["forks"]):
+                    return self._list_forks(where, rel, project, params, user, extra)
                 case ("GET", ["members", "all", user_id]):
                     self._validate(where, params, {})
                     return self._member(project, self._int_path("user_id", user_id))
@@ -874,6 +890,51 @@ class FakeGitLab:
         }
 
     # ---------------------------------------------------------------- forks
+
+    def _list_forks(
+        self,
+        where: str,
+        rel: str,
+        project: Project,
+        params: dict[str, Any],
+        user: User | None,
+        extra: list[tuple[str, str]],
+    ) -> Any:
+        """GET /projects/:id/forks: the direct forks the caller can see, filtered as GitLab documents."""
+        args = self._validate(
+            where,
+            params,
+            {
+                "archived": Param("bool"),
+                "membership": Param("bool"),
+                "min_access_level": Param("int"),
+                "order_by": Param(values=frozenset({"id", "name", "path", "created_at", "updated_at"})),
+                "owned": Param("bool"),
+                "search": Param(),
+                "simple": Param("bool"),
+                "sort": Param(values=frozenset({"asc", "desc"})),
+                "starred": Param("bool"),
+                "statistics": Param("bool"),
+                "visibility": Param(values=VISIBILITIES),
+                "with_custom_attributes": Param("bool"),
+                "with_issues_enabled": Param("bool"),
+                "with_merge_requests_enabled": Param("bool"),
+                "per_page": Param("int"),
+                "page": Param("int"),
+            },
+        )
+        forks = [p for p in self._projects.values() if p.forked_from == project.id and self._can_see(p, user)]
+        if args.get("owned"):
+            forks = [p for p in forks if user is not None and p.namespace == user.username]
+        if args.get("membership"):
+            forks = [p for p in forks if self._access(p, user) >= GUEST]
+        if "min_access_level" in args:
+            forks = [p for p in forks if self._access(p, user) >= args["min_access_level"]]
+        if "search" in args:
+            forks = [p for p in forks if args["search"].lower() in p.path.lower()]
+        forks.sort(key=lambda p: p.id, reverse=args.get("sort", "desc") == "desc")
+        items = [self._project_json(p, user) for p in forks]
+        return self._paginate(items, args, rel + "/forks", params, extra)
 
     def _fork(self, where: str, project: Project, params: dict[str, Any], user: User | None) -> Any:
         args = self._validate(

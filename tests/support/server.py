@@ -43,6 +43,9 @@ class Server:
                 # The tests' own git and forge servers listen on loopback; the repository policy refuses it
                 # unless allowed. tests/security passes "" here to see the refusals.
                 "VTEAM_REPO_ALLOW_HOSTS": "127.0.0.1,::1",
+                # Most tests run all their sessions in one project; the per-project share has its own tests
+                # (test_integrity_tenant_fairshare), which pass "" here for the default.
+                "VTEAM_MAX_RUNNING_SESSIONS_PER_PROJECT": "10000",
                 **self.env,
             }
         )

@@ -17,6 +17,9 @@ from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
 from vteam.agents.processes import kill_tree
 
 READ_SIZE = 16 * 1024
+READ_SCRIPT = 'eval "$(cat)" </dev/null'
+"""bash reads the whole script from its stdin and runs it with stdin at /dev/null, as `bash -c <prompt>` did:
+Linux caps one argument at 128 KiB, and the longest prompt (200,000 characters) may take 800 KB."""
 KEEP_TAIL = 4000
 
 
@@ -24,7 +27,7 @@ class ScriptAdapter:
     info: ClassVar[FrameworkInfo] = FrameworkInfo(
         name="script",
         description=(
-            "Runs the prompt as a shell command (bash -c) in the main repository and streams its output; "
+            "Runs the prompt as a bash script in the main repository and streams its output; "
             "in an interactive session each message is another command."
         ),
         interactive=True,
@@ -39,15 +42,16 @@ class ScriptAdapter:
         proc = await asyncio.create_subprocess_exec(
             "bash",
             "-c",
-            ctx.prompt,
+            READ_SCRIPT,
             cwd=ctx.workdir,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             process_group=0,
         )
         try:
+            await _hand_over(proc, ctx.prompt)
             return await self._stream(proc, emit)
         finally:
             # The turn is over: nothing the agent started may outlive it (and see what comes next).
@@ -72,3 +76,15 @@ class ScriptAdapter:
         if code != 0:
             return AgentResult(success=False, text=tail, error=f"script exited with status {code}")
         return AgentResult(success=True, text=tail)
+
+
+async def _hand_over(proc: asyncio.subprocess.Process, script: str) -> None:
+    """Write the script to bash's stdin and close it; a script that exits first just leaves the rest unread."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(script.encode())
+        await proc.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        proc.stdin.close()

@@ -6,12 +6,12 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from vteam.api.deps import Editor, EditorIssuer, PlatformDep, ProjectAdmin, authorize, role_in
 from vteam.auth import Identity, Role
-from vteam.errors import Conflict, Forbidden, NotFound
-from vteam.resources import CamelModel, Project
+from vteam.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vteam.resources import CamelModel, Project, validation
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["access"])
 
@@ -20,6 +20,27 @@ class BindingIn(CamelModel):
     subject_type: Literal["user", "group"]
     subject_name: str = Field(min_length=1, max_length=200)
     role: Role
+
+    @field_validator("subject_name")
+    @classmethod
+    def _subject(cls, value: str, info: ValidationInfo) -> str:
+        """Printable and without '/': a binding a path cannot name could never be revoked."""
+        validation.check_subject_name(str(info.data.get("subject_type", "subject")), value)
+        return value
+
+
+def local_users(platform: Any) -> bool:
+    """Whether vTeam's own accounts are its only users (no trusted proxy, not a cluster), so that a user
+    binding must name a user name vTeam allows."""
+    settings = platform.settings
+    return platform.cluster is None and not (settings.trust_proxy_headers and settings.proxy_secret is not None)
+
+
+def _check_subject(platform: Any, body: BindingIn) -> None:
+    try:
+        validation.check_subject_name(body.subject_type, body.subject_name, local_users=local_users(platform))
+    except ValueError as exc:
+        raise InvalidInput(f"subjectName: {exc}", errors=[{"loc": ["subjectName"], "msg": str(exc)}]) from None
 
 
 class KeyIn(CamelModel):
@@ -43,7 +64,8 @@ async def _audit(
 
 @router.get("/access")
 async def access(project: str, platform: PlatformDep, caller: Identity = Depends(authorize())) -> dict[str, Any]:
-    """The caller's role in the project."""
+    """The caller's role in the project; a platform admin's too, for a project that exists."""
+    await platform.store.get(Project, project)
     role = await role_in(platform, caller, project)
     return {"project": project, "user": caller.name, "role": role.value if role else None}
 
@@ -59,15 +81,19 @@ async def bind(
     project: str, body: BindingIn, request: Request, platform: PlatformDep, caller: ProjectAdmin
 ) -> dict[str, Any]:
     """Give a user or group a role in the project (replacing the one they had)."""
-    await platform.store.get(Project, project)
+    _check_subject(platform, body)
+    uid = (await platform.store.get(Project, project)).metadata.uid
     await _keep_an_admin(platform, project, body.subject_type, body.subject_name, body.role)
     if platform.cluster is not None:
         await platform.cluster.grant(
             project, body.subject_type, body.subject_name, body.role, token=caller.access_token
         )
     binding = await platform.accounts.bind(
-        project, body.subject_type, body.subject_name, body.role, created_by=caller.name
+        project, body.subject_type, body.subject_name, body.role, created_by=caller.name, keep_an_admin=True
     )
+    if not await same_project(platform, project, uid):
+        await platform.accounts.unbind(project, body.subject_type, body.subject_name)
+        raise NotFound(f"project {project!r} not found")
     target = f"{body.subject_type}/{body.subject_name}"
     await _audit(request, platform, caller, project, "role.bind", target, details={"role": body.role.value})
     return binding.wire()
@@ -86,13 +112,14 @@ async def unbind(
     await _keep_an_admin(platform, project, subject_type, subject_name, None)
     if platform.cluster is not None:
         await platform.cluster.revoke(project, subject_type, subject_name, token=caller.access_token)
-    await platform.accounts.unbind(project, subject_type, subject_name)
+    await platform.accounts.unbind(project, subject_type, subject_name, keep_an_admin=True)
     await _audit(request, platform, caller, project, "role.unbind", f"{subject_type}/{subject_name}")
     return Response(status_code=204)
 
 
 async def _keep_an_admin(platform: Any, project: str, subject_type: str, subject_name: str, role: Role | None) -> None:
-    """A project always keeps at least one admin binding, so that someone can still manage it."""
+    """A project always keeps at least one admin binding, so that someone can still manage it. An early answer
+    before a cluster's RBAC is touched; the rule itself holds in `accounts.bind`/`unbind`'s own transaction."""
     if role == Role.ADMIN:
         return
     admins = [b for b in await platform.accounts.bindings(project) if b.role == Role.ADMIN]
@@ -117,7 +144,7 @@ async def create_key(
     function itself, behind its own CSRF-checked form."""
     if caller.kind != "user":
         raise Forbidden("only people create access keys")
-    await platform.store.get(Project, project)
+    uid = (await platform.store.get(Project, project)).metadata.uid
     mine = await role_in(platform, caller, project)
     if mine is None or not mine.allows(body.role):
         raise Forbidden(f"a key's role may not exceed yours ({mine.value if mine else 'none'})")
@@ -129,8 +156,32 @@ async def create_key(
         role=body.role,
         ttl=timedelta(days=body.expires_in_days) if body.expires_in_days else None,
     )
+    await _still_the_project(platform, project, uid, record.id)
+    now_mine = await role_in(platform, caller, project)
+    if now_mine is None or not now_mine.allows(body.role):
+        await platform.accounts.revoke_live(record.id)
+        raise Forbidden("your role changed while the key was made; it has been revoked")
     await _audit(request, platform, caller, project, "key.issue", f"key/{record.id}", details={"role": body.role.value})
     return {**record.wire(), "token": secret}
+
+
+async def same_project(platform: Any, project: str, uid: str | None) -> bool:
+    """Whether `project` is still the project whose uid was read before a write. A write for a project
+    that was deleted meanwhile (and perhaps made again under the same name) is undone by its caller:
+    deletion removes what it sees and a new project wipes what its name left, so re-reading after the
+    write closes the window between the first check and the write."""
+    try:
+        current = (await platform.store.get(Project, project)).metadata.uid
+    except NotFound:
+        return False
+    return uid is not None and current == uid
+
+
+async def _still_the_project(platform: Any, project: str, uid: str | None, key_id: str) -> None:
+    """A key issued while its project was being deleted is revoked at once and the caller hears 404."""
+    if not await same_project(platform, project, uid):
+        await platform.accounts.revoke_live(key_id)
+        raise NotFound(f"project {project!r} not found")
 
 
 @router.delete("/keys/{key_id}", status_code=204)
@@ -145,6 +196,6 @@ async def revoke_key(key_id: str, project: str, request: Request, platform: Plat
     mine = await role_in(platform, caller, project)
     if key.created_by != caller.name and not (mine and mine.allows(Role.ADMIN)):
         raise Forbidden("only project admins may revoke keys others made")
-    await platform.accounts.revoke(key_id)
-    await _audit(request, platform, caller, project, "key.revoke", f"key/{key_id}")
+    if await platform.accounts.revoke_live(key_id):
+        await _audit(request, platform, caller, project, "key.revoke", f"key/{key_id}")
     return Response(status_code=204)

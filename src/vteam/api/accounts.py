@@ -27,7 +27,7 @@ class LoginIn(CamelModel):
 class UserIn(CamelModel):
     name: str = Field(min_length=1, max_length=63)
     display_name: str = Field("", max_length=200)
-    admin: bool = False
+    admin: bool = Field(False, strict=True)
 
 
 class TokenIn(CamelModel):
@@ -73,7 +73,8 @@ async def logout(request: Request, platform: PlatformDep, caller: SignedIn) -> R
     if caller.token_id == ADMIN_TOKEN_ID:
         raise Conflict("the admin token comes from VTEAM_ADMIN_TOKEN: unset it and restart vteam up to revoke it")
     if caller.kind == "key" and caller.token_id:
-        await platform.accounts.revoke(caller.token_id)
+        if not await platform.accounts.revoke_live(caller.token_id):
+            return Response(status_code=204)
         await platform.audit.record(
             actor=caller.name,
             project=caller.project,
@@ -83,8 +84,8 @@ async def logout(request: Request, platform: PlatformDep, caller: SignedIn) -> R
             details={"via": "logout"},
         )
     elif caller.kind == "user" and caller.token_id:
-        await platform.accounts.revoke(caller.token_id)
-        await _audit(request, platform, caller.name, "token.revoke", f"token/{caller.token_id}")
+        if await platform.accounts.revoke_live(caller.token_id):
+            await _audit(request, platform, caller.name, "token.revoke", f"token/{caller.token_id}")
     elif caller.kind == "user":
         raise Conflict(
             "vTeam did not issue this credential (a sign-in at the proxy in front of it, or a Kubernetes token): "
@@ -174,6 +175,6 @@ async def revoke_token(token_id: str, request: Request, platform: PlatformDep, c
         token = None
     if token is None or token.kind not in ("api", "session") or (token.user != caller.name and not caller.admin):
         raise NotFound(f"no token {token_id!r}")
-    await platform.accounts.revoke(token_id)
-    await _audit(request, platform, caller.name, "token.revoke", f"token/{token_id}")
+    if await platform.accounts.revoke_live(token_id):
+        await _audit(request, platform, caller.name, "token.revoke", f"token/{token_id}")
     return Response(status_code=204)

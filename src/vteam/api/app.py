@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from vteam import __version__
 from vteam.api import (
@@ -19,6 +21,7 @@ from vteam.api import (
     forge_accounts,
     health,
     middleware,
+    openapi,
     problems,
     projects,
     pull_requests,
@@ -86,17 +89,30 @@ def create_app(settings: Settings, *, server_url: str | None = None, platform: P
     problems.install(app)
     middleware.install(app, settings)
     for router in ROUTERS:
+        allow_head(router.routes)
         app.include_router(router)
     _describe(app)
+    allow_head(app.router.routes)
     return app
+
+
+def allow_head(routes: Iterable[BaseRoute]) -> None:
+    """Answer HEAD wherever GET is answered, as Starlette's own routes do and FastAPI's do not; the server
+    sends the GET's status and headers without its body. FastAPI copies a router's routes when it is
+    included, so this runs on each router before `include_router`."""
+    for route in routes:
+        if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:
+            route.methods.add("HEAD")
 
 
 def _describe(app: FastAPI) -> None:
     """The OpenAPI description and its browsable docs, for signed-in callers only, as every route but health and
     login (docs/api.md): FastAPI's own routes for them answer anyone."""
 
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
+
     @app.get(OPENAPI_URL, include_in_schema=False)
-    async def openapi(_caller: SignedIn) -> JSONResponse:
+    async def openapi_json(_caller: SignedIn) -> JSONResponse:
         return JSONResponse(app.openapi())
 
     @app.get("/api/docs", include_in_schema=False)

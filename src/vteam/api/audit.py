@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,10 +20,13 @@ from vteam.api.platform import Platform
 from vteam.auth import AuditRecord, Identity, Role
 from vteam.auth.audit import Outcome
 from vteam.errors import Forbidden, InvalidInput
+from vteam.resources import Project
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 
 MAX_LIMIT = 1000
+MAX_SEQ = 2**63 - 1
+"""SQLite's largest integer: a larger `after` is refused with 422 rather than overflowing the query."""
 EXPORT_PAGE = 500
 
 
@@ -105,6 +108,29 @@ async def check_reader(platform: Platform, caller: Identity, project: str | None
     """
     if caller.admin:
         return
+    await _check_project_admin(platform, caller, project)
+
+
+async def readable(platform: Platform, caller: Identity, where: AuditFilter, after: int) -> tuple[AuditFilter, int]:
+    """Check the reader, and for a project admin bound the query to the project as it is now: a project made
+    with a deleted project's name starts at its own `project.create` record (and never before its creation
+    time), so its admins never read the old tenant's trail. Platform admins read every incarnation."""
+    await check_reader(platform, caller, where.project)
+    if caller.admin or where.project is None:
+        return where, after
+    project = await platform.store.get(Project, where.project)
+    moment = project.metadata.creation_timestamp
+    created = _timestamp(moment.isoformat(), "creationTimestamp") if moment else None
+    if created is not None and (where.since is None or where.since < created):
+        where = replace(where, since=created)
+    creates = await platform.audit.list(project=where.project, action="project.create", limit=None)
+    starts = [r.seq for r in creates if r.action == "project.create"]
+    if starts:
+        after = max(after, starts[-1] - 1)
+    return where, after
+
+
+async def _check_project_admin(platform: Platform, caller: Identity, project: str | None) -> None:
     if project is None:
         raise Forbidden("only platform admins may read the whole audit log; project admins pass project=<name>")
     role = await role_in(platform, caller, project)
@@ -119,11 +145,13 @@ async def list_records(
     platform: PlatformDep,
     caller: SignedIn,
     where: Filters,
-    after: Annotated[int, Query(ge=0, description="Only records after this seq (the previous page's `next`).")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SEQ, description="Only records after this seq (the previous page's `next`).")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> dict[str, Any]:
     """One page of records, oldest first; `next` is the `after` for the following page, or null at the end."""
-    await check_reader(platform, caller, where.project)
+    where, after = await readable(platform, caller, where, after)
     records = await platform.audit.list(**where.query(), after=after, limit=limit + 1)
     page = records[:limit]
     return {"items": [r.wire() for r in page], "next": page[-1].seq if len(records) > limit else None}
@@ -145,10 +173,10 @@ async def export(
     platform: PlatformDep,
     caller: SignedIn,
     where: Filters,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="Only records after this seq.")] = 0,
 ) -> StreamingResponse:
     """Every matching record as JSON Lines, oldest first, for archiving or other tools."""
-    await check_reader(platform, caller, where.project)
+    where, after = await readable(platform, caller, where, after)
     return StreamingResponse(
         _lines(platform, where, after),
         media_type="application/x-ndjson",

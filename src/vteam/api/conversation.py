@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vteam.api.audit import record
 from vteam.api.deps import Editor, PlatformDep
@@ -18,13 +18,20 @@ from vteam.api.platform import Platform
 from vteam.auth import Identity
 from vteam.errors import InvalidTransition
 from vteam.events.agui import END, INTERRUPT, USER_MESSAGE, custom, dump
-from vteam.resources import AgenticSession, CamelModel
+from vteam.resources import AgenticSession, CamelModel, validation
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}", tags=["conversation"])
 
 
 class MessageIn(CamelModel):
     text: str = Field(min_length=1, max_length=100_000)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        """The message becomes the agent's next prompt, which no process can be handed with a NUL in it."""
+        validation.check_text(value, "text")
+        return value
 
 
 async def send_control(

@@ -87,7 +87,7 @@ async def callback(
     request: Request,
     platform: PlatformDep,
     caller: Identity = Depends(authorize(public=True)),
-    installation_id: int = Query(..., ge=1),
+    installation_id: int = Query(..., ge=1, le=2**63 - 1),
     state: str = Query(..., min_length=1, max_length=1000),
     code: str = Query(..., min_length=1, max_length=1000),
     setup_action: str | None = Query(None),

@@ -200,6 +200,7 @@ def _controller(
         runner_env=runner_env,
         agent_environ=dict(os.environ),
         max_running=settings.max_running_sessions,
+        max_running_per_project=settings.max_running_sessions_per_project,
         resync_seconds=settings.resync_seconds,
         project_secrets=lambda project: _project_secrets(vault, project),
         token_minted=lambda project, name: _token_minted(platform(), project, name),
@@ -271,15 +272,26 @@ def vault_previous(settings: Settings) -> Path:
 
 
 async def rotate_vault_key(platform: Platform) -> int:
-    """A new vault key: the old one stays readable (in a file) until every value is re-encrypted."""
-    settings = platform.settings
-    old = keys.load_or_create(settings.vault_key_path)
-    previous = vault_previous(settings)
-    keys.replace(previous, old, *keys.read_all(previous))
+    """A new vault key: the old ones stay readable (in a file) until every value is re-encrypted.
+
+    One rotation at a time: a second waits for the first (`vteam up` holds its home alone, so the process
+    lock is enough). A failed rotation keeps every old key, on disk and in memory."""
+    async with platform.vault.rotation:
+        return await _rotate(platform.settings, platform.vault)
+
+
+async def _rotate(settings: Settings, vault: Vault) -> int:
     new = secrets.token_bytes(32)
-    keys.replace(settings.vault_key_path, new)
-    count = await platform.vault.rotate(new)
-    previous.unlink(missing_ok=True)
+    previous = vault_previous(settings)
+
+    def write_keys() -> None:
+        old = keys.load_or_create(settings.vault_key_path)
+        keys.replace(previous, old, *keys.read_all(previous))
+        keys.replace(settings.vault_key_path, new)
+
+    await asyncio.to_thread(write_keys)
+    count = await vault.rotate(new)
+    await asyncio.to_thread(previous.unlink, missing_ok=True)
     return count
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -75,7 +76,8 @@ async def new_project(platform: Platform, caller: Identity, project: Project) ->
     if platform.cluster is not None:
         platform.cluster.check_project_name(project.name, platform.settings.namespace)
     created = await platform.store.create(project)
-    await platform.accounts.bind(created.name, "user", caller.name, Role.ADMIN, created_by=caller.name)
+    await platform.vault.delete_scope(project_scope(created.name))
+    await platform.accounts.claim_project(created.name, caller.name)
     if platform.cluster is not None:
         await platform.cluster.prepare_project(created.name, platform.settings.runner_service_account)
         if caller.access_token:
@@ -94,6 +96,9 @@ class ProjectPatch(CamelModel):
     display_name: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=4000)
     defaults: ProjectDefaults | None = None
+    resource_version: str | None = Field(
+        None, max_length=40, description="Apply only to this version of the project: 409 if it has changed since."
+    )
 
 
 def merged_defaults(current: ProjectDefaults | None, patch: ProjectPatch) -> ProjectDefaults | None:
@@ -120,13 +125,21 @@ def merged_defaults(current: ProjectDefaults | None, patch: ProjectPatch) -> Pro
     return None if merged.empty else merged
 
 
+PATCH_ATTEMPTS = 100
+"""How often a precondition-free patch is re-applied on the fresh project when other writes keep winning."""
+
+
 async def update_project(
     request: Request, platform: Platform, caller: Identity, project: str, patch: ProjectPatch
 ) -> Project:
     """Apply `patch` and audit it; the API and the web UI's settings page both change projects through here.
-    A write that races another is retried on the fresh project, since a merge patch applies to any version."""
-    for attempt in range(3):
+
+    A merge patch applies to any version, so a write that races another is re-applied on the fresh project
+    until it lands; only a patch that names the `resourceVersion` it was made from is refused as stale."""
+    for attempt in range(PATCH_ATTEMPTS):
         current = await platform.store.get(Project, project)
+        if patch.resource_version is not None:
+            current.metadata.resource_version = patch.resource_version
         changes: dict[str, Any] = {
             name: getattr(patch, name) for name in ("display_name", "description") if name in patch.model_fields_set
         }
@@ -135,10 +148,11 @@ async def update_project(
         try:
             updated = await platform.store.replace(current.model_copy(update={"spec": spec}))
         except Conflict:
-            if attempt == 2:
+            if patch.resource_version is not None or attempt == PATCH_ATTEMPTS - 1:
                 raise
+            await asyncio.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
             continue
-        fields = sorted(patch.model_dump(by_alias=True, exclude_unset=True))
+        fields = sorted(patch.model_dump(by_alias=True, exclude_unset=True, exclude={"resource_version"}))
         await audit.record(
             request,
             platform,
@@ -163,9 +177,16 @@ async def patch_project(
 @router.delete("/{project}", status_code=204)
 async def delete_project(project: str, request: Request, platform: PlatformDep, caller: ProjectAdmin) -> Response:
     """Deleting a project deletes its sessions (the controller stops their runners), bindings, keys and secrets."""
-    await platform.store.get(Project, project)
-    await platform.store.delete(Project, project)
-    await platform.accounts.forget_project(project)
-    await platform.vault.delete_scope(project_scope(project))
+    await remove_project(platform, project)
     await audit.record(request, platform, caller, "project.delete", f"project/{project}", project=project)
     return Response(status_code=204)
+
+
+async def remove_project(platform: Platform, project: str) -> None:
+    """Delete a project with its bindings, keys and secrets: the API and the web UI alike. They go first, so a
+    project made meanwhile under the same name never loses its own; anything written for the old one after
+    that is undone by its writer's re-check (`access.same_project`) or wiped when the name is taken again."""
+    await platform.store.get(Project, project)
+    await platform.accounts.forget_project(project)
+    await platform.vault.delete_scope(project_scope(project))
+    await platform.store.delete(Project, project)

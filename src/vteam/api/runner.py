@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import weakref
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -20,11 +21,15 @@ from vteam.errors import NotFound, VteamError
 from vteam.events import Joiner, PartialError
 from vteam.events import follow as follow_events
 from vteam.events.agui import CONTROLS, custom, dump
+from vteam.events.quota import SessionQuota
 from vteam.resources import AgenticSession, Phase, RepoStatus
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}/runner", tags=["runner"])
+
+_quotas: weakref.WeakValueDictionary[str, SessionQuota] = weakref.WeakValueDictionary()
+"""One storage quota per session while any of its runner's connections is open, so parallel connections share it."""
 
 
 @router.post("/status")
@@ -127,7 +132,16 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
     forwarder: asyncio.Task[None] | None = None
     joiner = Joiner()
     try:
-        await send({"lastSeq": await platform.events.last_runner_seq(uid)})
+        held = await platform.events.last_runner_seq(uid)
+        quota = _quotas.get(uid)
+        if quota is None:
+            fresh = SessionQuota(
+                used=await platform.events.stored_bytes(uid),
+                event_limit=platform.settings.max_event_bytes,
+                session_limit=platform.settings.max_session_event_bytes,
+            )
+            quota = _quotas.setdefault(uid, fresh)
+        await send({"lastSeq": held})
         while True:
             frame = json.loads(await websocket.receive_text())
             if "controlAfter" in frame:
@@ -137,8 +151,11 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
             envelope = joiner.feed(frame)
             if envelope is None:
                 continue
-            stored = await platform.events.append_runner(uid, [envelope])
-            platform.hub.publish(uid, stored)
+            kept = quota.admit(envelope) if envelope.seq > held else None
+            if kept is not None:
+                stored = await platform.events.append_runner(uid, [kept])
+                platform.hub.publish(uid, stored)
+            held = max(held, envelope.seq)
             await send({"ack": envelope.seq})
     except WebSocketDisconnect:
         return

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from vteam.errors import InvalidInput
 from vteam.resources import (
+    GROUP,
     AgenticSession,
     AgentStatus,
     CamelModel,
@@ -21,6 +22,7 @@ from vteam.resources import (
     SessionResult,
     SessionSpec,
 )
+from vteam.resources.meta import reserved
 from vteam.resources.project import ProjectDefaults
 from vteam.resources.session import BranchName, RepoUrl
 
@@ -43,6 +45,25 @@ class ProjectCreate(CamelModel):
         )
 
 
+def _claims(labels: dict[str, str], annotations: dict[str, str], parent: str | None, loc: list[str]) -> None:
+    """A create may not claim what only vTeam sets: its reserved labels and annotations, or a parent session
+    (a child gets one, and may resume its conversation, only through `POST …/{parent}/continue`)."""
+    errors: list[dict[str, Any]] = [
+        {"loc": [*loc, field, key], "msg": f"{key!r} is reserved for vTeam ({GROUP}/…); it sets this key itself"}
+        for field, keys in (("labels", labels), ("annotations", annotations))
+        for key in keys
+        if reserved(key)
+    ]
+    if parent is not None:
+        errors.append(
+            {"loc": ["spec", "parentSession"] if loc else ["parentSession"], "msg": "is set only by POST …/continue"}
+        )
+    if errors:
+        raise InvalidInput(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors), errors=errors
+        )
+
+
 class SessionMetadataIn(CamelModel):
     name: str | None = None
     namespace: str | None = None
@@ -57,6 +78,7 @@ class SessionCreate(SessionSpec):
     labels: dict[str, str] = Field(default_factory=dict)
 
     def resource(self, project: str) -> AgenticSession:
+        _claims(self.labels, {}, self.parent_session, [])
         spec = SessionSpec.model_validate(self.model_dump(exclude={"name", "labels"}, exclude_unset=True))
         return AgenticSession(
             metadata=ObjectMeta(name=self.name or generate_name(), namespace=project, labels=self.labels),
@@ -79,6 +101,7 @@ class SessionCreateFull(CamelModel):
                 f"metadata.namespace {self.metadata.namespace!r} does not match the project {project!r} of the URL",
                 errors=[{"loc": ["metadata", "namespace"], "msg": "does not match the project in the URL"}],
             )
+        _claims(self.metadata.labels, self.metadata.annotations, self.spec.parent_session, ["metadata"])
         return AgenticSession(
             metadata=ObjectMeta(
                 name=self.metadata.name or generate_name(),

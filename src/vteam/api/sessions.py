@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vteam.agents import registry
 from vteam.api.audit import record
@@ -27,6 +27,7 @@ from vteam.resources import (
     RepoInput,
     SessionRepo,
     SessionSpec,
+    validation,
 )
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions", tags=["sessions"])
@@ -42,23 +43,22 @@ async def list_sessions(
     limit: int | None = Query(None, ge=1, le=1000),
     continue_token: str | None = Query(None, alias="continue"),
 ) -> dict[str, Any]:
+    """The store filters by phase itself, so a filtered page costs what an unfiltered one does."""
     await platform.store.get(Project, project)
     store = await platform.store_for(caller)
-    items: list[AgenticSession] = []
-    while True:
-        want = None if limit is None else limit - len(items)
-        page = await store.list(
-            AgenticSession, project, label_selector=label_selector, limit=want, continue_token=continue_token
-        )
-        items += [s for s in page.items if phase is None or s.phase == phase]
-        continue_token = page.continue_token
-        if continue_token is None or (limit is not None and len(items) >= limit):
-            break
+    page = await store.list(
+        AgenticSession,
+        project,
+        label_selector=label_selector,
+        limit=limit,
+        continue_token=continue_token,
+        phase=None if phase is None else phase.value,
+    )
     return {
         "apiVersion": "v1",
         "kind": "AgenticSessionList",
-        "metadata": {"resourceVersion": page.resource_version, "continue": continue_token},
-        "items": [s.wire() for s in items],
+        "metadata": {"resourceVersion": page.resource_version, "continue": page.continue_token},
+        "items": [s.wire() for s in page.items],
     }
 
 
@@ -136,7 +136,13 @@ async def stop_session(
 class ContinueIn(CamelModel):
     prompt: str = Field(min_length=1, max_length=200_000)
     name: str | None = None
-    interactive: bool | None = None
+    interactive: bool | None = Field(None, strict=True)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        validation.check_text(value, "prompt")
+        return value
 
 
 PARENT_LABEL = "vteam.ambient-code/parent"

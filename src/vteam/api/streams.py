@@ -21,7 +21,7 @@ from vteam.api.problems import deny
 from vteam.api.stream_access import CLOSE_TOO_BIG, GuardedEventSource, StreamGuard, close_code
 from vteam.auth import Identity, Role
 from vteam.errors import Forbidden, InvalidInput, NotFound, VteamError
-from vteam.events import Envelope
+from vteam.events import MAX_SEQ, Envelope, resume_from
 from vteam.events import follow as follow_events
 from vteam.events.agui import USER_MESSAGE
 from vteam.resources import AgenticSession
@@ -54,15 +54,14 @@ async def session_events(
     name: str,
     platform: PlatformDep,
     caller: Identity = Depends(authorize()),
-    after: int | None = Query(None, ge=0, description="Send events with seq greater than this."),
+    after: int | None = Query(None, ge=0, le=MAX_SEQ, description="Send events with seq greater than this."),
     follow: bool = Query(True, description="Keep the stream open for live events until the session ends."),
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> EventSourceResponse:
     """Server-sent events: each `data` is an envelope `{seq, ts, type, data}`; `id` is its seq."""
     session = await platform.store.get(AgenticSession, name, project)
     # A reconnecting EventSource repeats its URL (and `after`) but also says what it last received.
-    resumed = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    start = max(after or 0, resumed)
+    start = resume_from(after, last_event_id)
 
     guard = StreamGuard(request, platform, caller, project)
 
@@ -76,7 +75,7 @@ async def session_events(
 
 
 @router.websocket("/ws")
-async def session_ws(websocket: WebSocket, project: str, name: str, after: int = Query(0, ge=0)) -> None:
+async def session_ws(websocket: WebSocket, project: str, name: str, after: int = Query(0, ge=0, le=MAX_SEQ)) -> None:
     """WebSocket reader: envelopes as JSON text frames; closes with 1000 once the session has ended, with
     4000 + an HTTP status once the caller has lost access, and with 1009 after a frame over the size limit."""
     platform = get_platform(websocket)
@@ -147,8 +146,12 @@ def _size(message: MutableMapping[str, Any]) -> int:
 
 
 def _text(message: MutableMapping[str, Any]) -> str:
-    raw = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
-    frame = json.loads(raw or "{}")
+    """A frame's message as JSON text; InvalidInput for one that is not UTF-8 JSON, or not a message."""
+    try:
+        raw = message.get("text") or (message.get("bytes") or b"").decode()
+        frame = json.loads(raw or "{}")
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser's depth
+        raise InvalidInput('a frame must be UTF-8 JSON: send {"type": "message", "text": "..."}') from None
     if not isinstance(frame, dict) or frame.pop("type", None) != "message":
         raise InvalidInput("only message frames are accepted")
     return json.dumps(frame)

@@ -8,7 +8,7 @@ from vteam.auth.identity import ANONYMOUS, NOBODY, Authenticator, Identity
 from vteam.auth.keys import load_or_create
 from vteam.auth.roles import Role
 from vteam.auth.runner_tokens import RunnerClaim, RunnerTokens
-from vteam.auth.vault import SecretInfo, SecretUnreadable, Vault
+from vteam.auth.vault import Room, SecretInfo, SecretsFull, SecretUnreadable, Vault
 
 __all__ = [
     "ADMIN_USER",
@@ -24,10 +24,12 @@ __all__ = [
     "EmbeddedAuthenticator",
     "Identity",
     "Role",
+    "Room",
     "RunnerClaim",
     "RunnerTokens",
     "SecretInfo",
     "SecretUnreadable",
+    "SecretsFull",
     "Token",
     "User",
     "Vault",

@@ -22,7 +22,8 @@ from vteam.auth.changes import AccessChange, AccessChanges
 from vteam.auth.roles import Role, highest
 from vteam.db import Database
 from vteam.db.schema import bindings, tokens, users
-from vteam.errors import AlreadyExists, NotFound, Unauthorized
+from vteam.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Unauthorized
+from vteam.resources import validation
 
 TokenKind = Literal["api", "session", "login", "key"]
 SubjectType = Literal["user", "group"]
@@ -261,18 +262,38 @@ class Accounts:
         return _token(row)
 
     async def revoke(self, token_id: str) -> Token:
-        token = await self.get_token(token_id)
-        if token.revoked is None:
-            async with self._db.begin() as conn:
-                await conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked=now().isoformat()))
-        self.changes.publish(AccessChange(token_id=token_id))
+        await self.revoke_live(token_id)
         return await self.get_token(token_id)
+
+    async def revoke_live(self, token_id: str) -> bool:
+        """Revoke a token; True only for the call that revoked it (a second revoke changes nothing)."""
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                update(tokens)
+                .where(tokens.c.id == token_id, tokens.c.revoked.is_(None))
+                .values(revoked=now().isoformat())
+            )
+        self.changes.publish(AccessChange(token_id=token_id))
+        return bool(result.rowcount)
 
     # Role bindings
 
     async def bind(
-        self, project: str, subject_type: SubjectType, subject_name: str, role: Role, *, created_by: str
+        self,
+        project: str,
+        subject_type: SubjectType,
+        subject_name: str,
+        role: Role,
+        *,
+        created_by: str,
+        keep_an_admin: bool = False,
     ) -> Binding:
+        """Bind a role; with `keep_an_admin`, refused (Conflict) in the same transaction when it would demote the
+        project's last admin."""
+        try:
+            validation.check_subject_name(subject_type, subject_name)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), errors=[{"loc": ["subjectName"], "msg": str(exc)}]) from None
         binding = Binding(project, subject_type, subject_name, role, now().isoformat(), created_by)
         values = {
             "project": project,
@@ -287,12 +308,35 @@ class Accounts:
             index_elements=["project", "subject_type", "subject_name"], set_={"role": role.value}
         )
         async with self._db.begin() as conn:
+            if keep_an_admin and role != Role.ADMIN:
+                await self._check_an_admin_stays(conn, project, subject_type, subject_name)
             await conn.execute(stmt)
         self.changes.publish(AccessChange(project=project))
         return binding
 
-    async def unbind(self, project: str, subject_type: SubjectType, subject_name: str) -> None:
+    @staticmethod
+    async def _check_an_admin_stays(conn: Any, project: str, subject_type: str, subject_name: str) -> None:
+        """Inside the write's transaction (writers are serialised), so two demotions cannot both pass."""
+        admins = (
+            await conn.execute(
+                select(bindings.c.subject_type, bindings.c.subject_name).where(
+                    bindings.c.project == project, bindings.c.role == Role.ADMIN.value
+                )
+            )
+        ).all()
+        if admins and all((t, n) == (subject_type, subject_name) for t, n in admins):
+            raise Conflict(
+                f"{subject_type} {subject_name!r} is the project's last admin; make someone else admin first"
+            )
+
+    async def unbind(
+        self, project: str, subject_type: SubjectType, subject_name: str, *, keep_an_admin: bool = False
+    ) -> None:
+        """Remove a binding; with `keep_an_admin`, refused (Conflict) in the same transaction when it is the
+        project's last admin."""
         async with self._db.begin() as conn:
+            if keep_an_admin:
+                await self._check_an_admin_stays(conn, project, subject_type, subject_name)
             result = await conn.execute(
                 delete(bindings).where(
                     bindings.c.project == project,
@@ -335,6 +379,27 @@ class Accounts:
         async with self._db.read() as conn:
             rows = (await conn.execute(select(bindings.c.project).where(self._subject(user, groups)))).all()
         return {r.project for r in rows}
+
+    async def claim_project(self, project: str, admin: str) -> Binding:
+        """A new project's first binding, in one transaction with wiping what a deleted project of the same
+        name left (bindings, access keys, revoked or not, even ones written while it was being deleted), so
+        nothing of the old tenant carries over to the new one."""
+        binding = Binding(project, "user", admin, Role.ADMIN, now().isoformat(), admin)
+        async with self._db.begin() as conn:
+            await conn.execute(delete(bindings).where(bindings.c.project == project))
+            await conn.execute(delete(tokens).where(tokens.c.kind == "key", tokens.c.project == project))
+            await conn.execute(
+                insert(bindings).values(
+                    project=project,
+                    subject_type="user",
+                    subject_name=admin,
+                    role=Role.ADMIN.value,
+                    created=binding.created,
+                    created_by=admin,
+                )
+            )
+        self.changes.publish(AccessChange(project=project))
+        return binding
 
     async def forget_project(self, project: str) -> None:
         """A deleted project's bindings and access keys go with it."""

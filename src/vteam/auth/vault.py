@@ -3,15 +3,19 @@
 Scopes name the owner: `user:<name>` for a person's forge tokens and links, `project:<name>` for a
 project's tokens. Values are Fernet tokens (AES-128-CBC with HMAC-SHA256) under the vault's own key
 (`$VTEAM_HOME/vault.key`, 0600). Rotation makes a new key, keeps the old ones readable while every
-value is re-encrypted, then forgets them; decryption tries every key the vault is given.
+value is re-encrypted, then forgets them; decryption tries every key the vault is given. Rotations
+run one at a time under `rotation` (a second one waits), and a value is encrypted inside its write
+transaction, so no value is ever written under a key that a finishing rotation is about to forget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.fernet import Fernet as _Fernet
 from cryptography.fernet import InvalidToken, MultiFernet
@@ -20,11 +24,35 @@ from sqlalchemy.dialects.sqlite import insert
 
 from vteam.db import Database
 from vteam.db.schema import secrets
-from vteam.errors import NotFound, VteamError
+from vteam.errors import InvalidInput, NotFound, VteamError
 
 
 class SecretUnreadable(VteamError):
     """A stored secret does not decrypt with any known key (the key file changed)."""
+
+
+class SecretsFull(InvalidInput):
+    """A write would take a scope past its `Room`: too many secrets, or too many bytes of them together."""
+
+    def __init__(self, detail: str, *, limit: str) -> None:
+        super().__init__(detail, errors=[{"loc": ["value"] if limit == "bytes" else [], "msg": detail}])
+
+
+@dataclass(frozen=True)
+class Room:
+    """How many secrets a scope may hold, and how many bytes of values together."""
+
+    max_count: int
+    max_bytes: int
+
+
+def _owner(scope: str) -> str:
+    kind, _, owner = scope.partition(":")
+    return f"{kind} {owner!r}" if owner else scope
+
+
+FERNET_OVERHEAD = 1 + 8 + 16 + 32
+"""A Fernet token's version byte, timestamp, IV and HMAC around the (padded) ciphertext."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +72,13 @@ class Vault:
         self._db = db
         self._keys = list(keys)
         self._fernet = MultiFernet([_Fernet(fernet_key(k)) for k in keys])
+        self.rotation = asyncio.Lock()
+        """Held for a whole rotation (key files included), so two rotations never drop each other's keys."""
 
     async def rotate(self, new_key: bytes) -> int:
-        """Re-encrypt every value under `new_key` (old keys still read meanwhile); the number re-encrypted."""
+        """Re-encrypt every value under `new_key` (old keys still read meanwhile); the number re-encrypted.
+        The caller holds `rotation`. On failure nothing is re-encrypted and every key is kept."""
+        assert self.rotation.locked(), "rotate under Vault.rotation"
         self._keys = [new_key, *self._keys]
         self._fernet = MultiFernet([_Fernet(fernet_key(k)) for k in self._keys])
         async with self._db.begin() as conn:
@@ -63,14 +95,43 @@ class Vault:
         self._fernet = MultiFernet([_Fernet(fernet_key(new_key))])
         return len(rows)
 
-    async def put(self, scope: str, name: str, value: str) -> SecretInfo:
+    async def put(self, scope: str, name: str, value: str, *, room: Room | None = None) -> SecretInfo:
+        """Write a secret; with `room`, refused (`SecretsFull`) inside the write's transaction when the scope
+        would then hold more secrets, or more bytes of values, than it allows."""
         updated = datetime.now(UTC).isoformat()
-        row = {"scope": scope, "name": name, "value": self._fernet.encrypt(value.encode()), "updated": updated}
-        stmt = insert(secrets).values(row)
-        stmt = stmt.on_conflict_do_update(index_elements=["scope", "name"], set_=row)
         async with self._db.begin() as conn:
+            if room is not None:
+                await self._check_room(conn, scope, name, len(value.encode()), room)
+            row = {"scope": scope, "name": name, "value": self._fernet.encrypt(value.encode()), "updated": updated}
+            stmt = insert(secrets).values(row)
+            stmt = stmt.on_conflict_do_update(index_elements=["scope", "name"], set_=row)
             await conn.execute(stmt)
         return SecretInfo(scope, name, updated)
+
+    async def _check_room(self, conn: Any, scope: str, name: str, size: int, room: Room) -> None:
+        others = (
+            await conn.execute(select(secrets.c.value).where(secrets.c.scope == scope, secrets.c.name != name))
+        ).all()
+        if len(others) + 1 > room.max_count:
+            raise SecretsFull(
+                f"{_owner(scope)} already holds {len(others)} secrets, its limit; delete one before adding {name!r}",
+                limit="count",
+            )
+        total = size + sum(self._size(row[0]) for row in others)
+        if total > room.max_bytes:
+            raise SecretsFull(
+                f"the secrets of {_owner(scope)} would hold {total:,} bytes with {name!r}, over its limit of "
+                f"{room.max_bytes:,} bytes (every secret reaches its agents' environment); the secrets it has "
+                "are unchanged",
+                limit="bytes",
+            )
+
+    def _size(self, token: bytes) -> int:
+        """A stored value's size in bytes; for one no key decrypts, the most it can be (its padded length)."""
+        try:
+            return len(self._fernet.decrypt(token))
+        except InvalidToken:
+            return max(0, len(base64.urlsafe_b64decode(token)) - FERNET_OVERHEAD)
 
     async def get(self, scope: str, name: str) -> str | None:
         async with self._db.read() as conn:

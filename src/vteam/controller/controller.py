@@ -13,12 +13,12 @@ from vteam.agents import registry
 from vteam.auth import RunnerTokens
 from vteam.controller.executor import Executor, Key
 from vteam.controller.job import repo_policy_env
-from vteam.controller.reconcile import Action, Decision, decide
+from vteam.controller.reconcile import FAIR_QUEUED, QUEUED, Action, Decision, decide, project_limit, project_queued
 from vteam.controller.transitions import set_phase, utcnow
 from vteam.errors import Conflict, Expired, InvalidTransition, NotFound, VteamError
 from vteam.events import EventLog, Hub
 from vteam.policy import repos
-from vteam.resources import AgenticSession, Phase, Project, status_patch
+from vteam.resources import SETTINGS_NAME, AgenticSession, Phase, Project, ProjectSettings, status_patch
 from vteam.store import ResourceStore
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class Controller:
         agent_environ: dict[str, str],
         max_running: int,
         resync_seconds: float,
+        max_running_per_project: int | None = None,
         project_secrets: ProjectSecrets | None = None,
         token_minted: TokenMinted | None = None,
     ) -> None:
@@ -60,6 +61,7 @@ class Controller:
         self._runner_env = runner_env
         self._agent_environ = agent_environ
         self._max_running = max_running
+        self._per_project = max_running_per_project
         self._resync = resync_seconds
         self._project_secrets = project_secrets
         self._token_minted = token_minted
@@ -182,15 +184,51 @@ class Controller:
         project, name = key
         session = await self._store.get(AgenticSession, name, project)
         runner = self.executor.observe(session)
-        capacity = self.executor.active() < self._max_running
-        decision = decide(session, runner, now=utcnow(), capacity=capacity)
+        why = await self._waits(session) if session.phase == Phase.PENDING and not runner.alive else None
+        decision = decide(session, runner, now=utcnow(), capacity=why is None, why=why)
         await self._apply(session, decision)
+
+    async def _limit(self, project: str) -> int:
+        try:
+            own = (await self._store.get(ProjectSettings, SETTINGS_NAME, project)).spec.max_running_sessions
+        except NotFound:
+            own = None
+        return project_limit(self._max_running, self._per_project, own)
+
+    async def _waits(self, session: AgenticSession) -> str | None:
+        """Why a Pending session may not start now, or None. Slots are shared round-robin: a waiting session
+        of a project with fewer runners goes before it (oldest first), so a busy project cannot starve the rest."""
+        if self.executor.active() >= self._max_running:
+            return QUEUED
+        project = session.key[0]
+        running = self.executor.active(project)
+        limit = await self._limit(project)
+        if running >= limit:
+            return project_queued(project, running, limit)
+        rank = (running, _created(session))
+        limits = {project: limit}
+        for other in sorted(self._cache.values(), key=_created):
+            theirs_project = other.key[0]
+            if theirs_project == project or other.phase != Phase.PENDING:
+                continue
+            theirs = self.executor.active(theirs_project)
+            if (theirs, _created(other)) >= rank:
+                continue
+            if theirs_project not in limits:
+                limits[theirs_project] = await self._limit(theirs_project)
+            # The cache may not show yet that a session has started: its runner says so.
+            if theirs < limits[theirs_project] and not self.executor.observe(other).alive:
+                self.enqueue(other.key)
+                return FAIR_QUEUED
+        return None
 
     async def _apply(self, session: AgenticSession, decision: Decision) -> None:
         project, name = session.key
         match decision.action:
             case Action.START:
                 await self._start(session)
+                # Another free slot may now go to a session that gave way to this one.
+                self._enqueue_cached(lambda s: s.phase == Phase.PENDING and s.key != session.key)
             case Action.QUEUE:
                 if session.status.message != decision.message:
                     await self._store.patch_status(

@@ -123,6 +123,15 @@ class _Runner:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+def _hand_secrets(fd: int, payload: bytes) -> None:
+    """Write a new runner's secrets to its pipe and close it; a runner that died first just never reads them."""
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(payload)
+    except BrokenPipeError:
+        pass
+
+
 def workspace_for(root: Path, session: AgenticSession) -> Path:
     project, name = session.key
     return root / project / f"{name}-{(session.metadata.uid or '')[:8]}"
@@ -172,8 +181,8 @@ class LocalExecutor:
         home = workspace_for(self._root, session) / "home"
         return str(home) if home.is_dir() else None
 
-    def active(self) -> int:
-        return sum(1 for r in self._runners.values() if not r.exited)
+    def active(self, project: str | None = None) -> int:
+        return sum(1 for key, r in self._runners.items() if not r.exited and project in (None, key[0]))
 
     def observe(self, session: AgenticSession) -> RunnerState:
         runner = self._runners.get(session.key) or self._adopt(session)
@@ -208,9 +217,8 @@ class LocalExecutor:
                 log.info("forked runner pid %d for %s/%s", pid, *session.key)
                 return
         secrets = {k: full_env.pop(k) for k in list(full_env) if k in SECRET_ENV or k.startswith("VTEAM_SECRET_")}
+        payload = json.dumps(secrets).encode()
         read_end, write_end = os.pipe()
-        os.write(write_end, json.dumps(secrets).encode())
-        os.close(write_end)
         full_env["VTEAM_SECRETS_FD"] = str(read_end)
         user = self._user
         try:
@@ -228,8 +236,13 @@ class LocalExecutor:
                     group=user.gid if user else None,
                     extra_groups=[] if user else None,
                 )
+        except BaseException:
+            os.close(write_end)
+            raise
         finally:
             os.close(read_end)
+        # Written once the runner exists to read it: a pipe holds 64 KiB, and a project's secrets may be more.
+        await asyncio.to_thread(_hand_secrets, write_end, payload)
         runner = _Runner(pid=proc.pid, workspace=workspace, proc=proc)
         _write_pidfile(workspace, proc.pid)
         runner.waiter = asyncio.create_task(self._wait(session.key, runner), name=f"runner-wait-{proc.pid}")

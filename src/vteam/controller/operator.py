@@ -33,7 +33,7 @@ from vteam.controller.job import (
     secret_name,
 )
 from vteam.controller.job_state import decision_time, finished, lingers, runner_state
-from vteam.controller.reconcile import Action, Decision, decide
+from vteam.controller.reconcile import Action, Decision, decide, project_limit
 from vteam.controller.transitions import RETRIES, utcnow
 from vteam.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, VteamError
 from vteam.kube import KubeClients, load_configuration, translate
@@ -443,9 +443,8 @@ class Operator:
         if len(running) >= self._settings.max_running_sessions:
             return False
         project_settings = await self._project_settings(project)
-        limit = project_settings.spec.max_running_sessions if project_settings is not None else None
-        if limit is None:
-            return True
+        own = project_settings.spec.max_running_sessions if project_settings is not None else None
+        limit = project_limit(self._settings.max_running_sessions, self._settings.max_running_sessions_per_project, own)
         return sum(1 for j in running if (j.get("metadata") or {}).get("namespace") == project) < limit
 
     async def _jobs(self) -> list[Obj]:

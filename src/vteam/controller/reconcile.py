@@ -36,11 +36,14 @@ def deadline(session: AgenticSession) -> datetime | None:
     return start + timedelta(seconds=session.spec.timeout) if start else None
 
 
-def decide(session: AgenticSession, runner: RunnerState, *, now: datetime, capacity: bool) -> Decision:
+def decide(
+    session: AgenticSession, runner: RunnerState, *, now: datetime, capacity: bool, why: str | None = None
+) -> Decision:
     """The next step for a session. For a runner that has ended, the order of the checks is the policy:
     a clean exit completes even past the deadline (the work is done and pushed); otherwise a passed
     deadline means TimedOut; a runner that vanished means Failed; and a failure the runner reported
-    itself is more precise than its exit status and log tail.
+    itself is more precise than its exit status and log tail. `why` says why a Pending session without
+    capacity waits (default QUEUED).
     """
     phase = session.status.phase
     if phase.terminal:
@@ -53,7 +56,7 @@ def decide(session: AgenticSession, runner: RunnerState, *, now: datetime, capac
         if runner.alive:
             return Decision(Action.NOTHING)
         if not capacity:
-            return Decision(Action.QUEUE, message=QUEUED)
+            return Decision(Action.QUEUE, message=why or QUEUED)
         return Decision(Action.START)
     due = deadline(session)
     overdue = due is not None and now >= due
@@ -81,6 +84,26 @@ def decide(session: AgenticSession, runner: RunnerState, *, now: datetime, capac
 
 
 QUEUED = "queued: the most runners allowed at once are busy; this session starts when one finishes"
+
+
+def project_limit(platform_limit: int, default: int | None, own: int | None) -> int:
+    """How many runners one project may have at once: its own setting, else the platform's default share
+    (half the platform's limit, rounded up), so one project never takes every slot."""
+    if own is not None:
+        return own
+    return default if default is not None else max(1, (platform_limit + 1) // 2)
+
+
+def project_queued(project: str, running: int, limit: int) -> str:
+    return (
+        f"queued: project {project!r} already runs {running} sessions, the most one project may run at once "
+        f"({limit}); this session starts when one of them finishes"
+    )
+
+
+FAIR_QUEUED = (
+    "queued: a session of a project running fewer sessions goes first; this session starts when a runner is free"
+)
 
 
 def _reported(session: AgenticSession) -> bool:

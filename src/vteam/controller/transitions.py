@@ -69,17 +69,22 @@ async def set_phase(
 
 
 async def update_status(store: ResourceStore, project: str, name: str, **fields: Any) -> AgenticSession:
-    """Merge status fields into a live session, retrying on write conflicts; a final session refuses."""
+    """Merge status fields into a live session, retrying on write conflicts; a final session refuses.
+
+    A stopping session keeps the stop's message: it ends Stopped, so a runner's late "completed" must not
+    become the message of that phase.
+    """
     for attempt in range(RETRIES):
         current = await store.get(AgenticSession, name, project)
         if current.phase.terminal:
             raise InvalidTransition(f"session already ended ({current.phase.value})")
+        changes = {k: v for k, v in fields.items() if not (k == "message" and current.phase == Phase.STOPPING)}
         try:
             return await store.patch_status(
                 AgenticSession,
                 name,
                 project,
-                status_patch(**fields),
+                status_patch(**changes),
                 resource_version=current.metadata.resource_version,
             )
         except Conflict:

@@ -7,9 +7,11 @@ builds envelopes, does not load a database driver.
 from vteam.events.envelope import Envelope, Joiner, PartialError, now_ts, split
 from vteam.events.hub import Hub
 from vteam.events.log import EventLog
+from vteam.events.seq import MAX_SEQ, parse_seq, resume_from
 from vteam.events.stream import follow, is_final
 
 __all__ = [
+    "MAX_SEQ",
     "Envelope",
     "EventLog",
     "Hub",
@@ -18,5 +20,7 @@ __all__ = [
     "follow",
     "is_final",
     "now_ts",
+    "parse_seq",
+    "resume_from",
     "split",
 ]

@@ -47,6 +47,12 @@ class PhaseTrackingLog:
     async def last_runner_seq(self, session_uid: str) -> int:
         return await self.inner.last_runner_seq(session_uid)
 
+    async def last_seq(self, session_uid: str) -> int:
+        return await self.inner.last_seq(session_uid)
+
+    async def stored_bytes(self, session_uid: str) -> int:
+        return await self.inner.stored_bytes(session_uid)
+
     async def delete(self, session_uid: str) -> None:
         self._forget(session_uid)
         await self.inner.delete(session_uid)

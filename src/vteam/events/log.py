@@ -26,6 +26,14 @@ class EventLog(Protocol):
 
     async def last_runner_seq(self, session_uid: str) -> int: ...
 
+    async def last_seq(self, session_uid: str) -> int:
+        """The highest log seq stored (log seqs run 1, 2, 3 … without gaps), so a reader can start at the tail."""
+        ...
+
+    async def stored_bytes(self, session_uid: str) -> int:
+        """About how many bytes the session's events take, for its storage cap."""
+        ...
+
     async def delete(self, session_uid: str) -> None: ...
 
     async def prune(self, keep: set[str]) -> int:

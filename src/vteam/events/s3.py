@@ -172,6 +172,18 @@ class S3EventLog:
         st = await self._loaded(session_uid)
         return st.runner if st is not None else 0
 
+    async def last_seq(self, session_uid: str) -> int:
+        st = await self._loaded(session_uid)
+        return st.head if st is not None else 0
+
+    async def stored_bytes(self, session_uid: str) -> int:
+        """The sizes of the session's live segments, from one listing."""
+        st = await self._session(session_uid)
+        if st is None:
+            return 0
+        live, _ = segments.live(await self._segments(st.base))
+        return sum(seg.size for seg in live)
+
     async def delete(self, session_uid: str) -> None:
         base = await self._place(session_uid, scan=True)
         if base is not None:

@@ -81,6 +81,17 @@ class SqliteEventLog:
         async with self._db.read() as conn:
             return (await self._heads(conn, session_uid))[1]
 
+    async def last_seq(self, session_uid: str) -> int:
+        async with self._db.read() as conn:
+            return (await self._heads(conn, session_uid))[0]
+
+    async def stored_bytes(self, session_uid: str) -> int:
+        query = select(func.coalesce(func.sum(func.length(events.c.data)), 0)).where(
+            events.c.session_uid == session_uid
+        )
+        async with self._db.read() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def prune(self, keep: set[str]) -> int:
         async with self._db.read() as conn:
             held = {row[0] for row in await conn.execute(select(events.c.session_uid).distinct())}

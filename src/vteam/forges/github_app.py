@@ -27,6 +27,8 @@ from vteam.forges.github import GitHubForge, failure
 
 EARLY_RENEWAL = 300.0
 STATE_TTL = 600.0
+INSTALLATION_TTL = 300.0
+"""How long a repo's installation is remembered: the lookup counts against the App's hourly rate limit."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class GitHubApp:
         self._tokens: dict[tuple[int, tuple[str, ...]], InstallationToken] = {}
         self._minting = asyncio.Lock()
         self._used_states: dict[str, float] = {}
+        self._installations: dict[str, tuple[int | None, float]] = {}
         self.minted = 0
 
     def _client(self, auth: Any) -> GitHub[Any]:
@@ -63,16 +66,24 @@ class GitHubApp:
         return client.with_auth(auth)
 
     async def installation_for(self, repo: RepoRef) -> int | None:
+        """The App's installation on `repo` (None if not installed there), remembered for INSTALLATION_TTL."""
+        key = repo.path.lower()
+        cached = self._installations.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         gh = self._client(self._auth)  # githubkit's namespaces hold their client weakly: keep it alive
         try:
             response = await gh.rest.apps.async_get_repo_installation(repo.owner, repo.name)
         except RequestFailed as exc:
+            self._installations.pop(key, None)
             if exc.response.status_code == 404:
                 return None
             raise failure(exc, f"finding the App's installation on {repo.path}") from None
         except GitHubException as exc:
             raise failure(exc, f"finding the App's installation on {repo.path}") from None
-        return int(response.json()["id"])
+        installation = int(response.json()["id"])
+        self._installations[key] = (installation, time.monotonic() + INSTALLATION_TTL)
+        return installation
 
     async def token(self, installation: int, repos: tuple[str, ...]) -> str:
         """An installation token limited to `repos` (names in the installation's account), from cache if fresh."""
@@ -86,6 +97,8 @@ class GitHubApp:
             try:
                 response = await gh.rest.apps.async_create_installation_access_token(installation, data=data)
             except GitHubException as exc:
+                if isinstance(exc, RequestFailed) and exc.response.status_code in (401, 404):
+                    self.forget(installation, repos)
                 raise failure(exc, f"minting a token for installation {installation}") from None
             body = response.json()
             expires = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00")).timestamp()
@@ -96,6 +109,7 @@ class GitHubApp:
     def forget(self, installation: int, repos: tuple[str, ...]) -> None:
         """Drop a token GitHub rejected, so the next call mints a new one."""
         self._tokens.pop((installation, tuple(sorted(set(repos)))), None)
+        self._installations = {k: v for k, v in self._installations.items() if v[0] != installation}
 
     # Linking: the user installs the App (or picks an existing installation) and GitHub sends them back.
 

@@ -68,19 +68,29 @@ def failure(exc: Exception, what: str) -> Exception:
 class GitLabForge:
     kind: ForgeKind = "gitlab"
 
-    def __init__(self, *, url: str, timeout: float, fork_wait: float, cache: EtagCache) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        timeout: float,
+        fork_wait: float,
+        cache: EtagCache,
+        interactive_timeout: float | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
+        self._interactive_timeout = min(timeout, interactive_timeout or timeout)
         self._fork_wait = fork_wait
         self._cache = cache
         self._session = requests.Session()
 
-    def client(self, token: str | None) -> gitlab.Gitlab:
+    def client(self, token: str | None, *, interactive: bool = False) -> gitlab.Gitlab:
+        """A client; an interactive one (a person is waiting) has a short timeout and never retries."""
         return gitlab.Gitlab(
             self.url,
             private_token=token,
-            timeout=self._timeout,
-            retry_transient_errors=True,
+            timeout=self._interactive_timeout if interactive else self._timeout,
+            retry_transient_errors=not interactive,
             session=self._session,
             user_agent="vteam",
         )
@@ -92,7 +102,7 @@ class GitLabForge:
             raise failure(exc, what) from None
 
     async def login(self, credential: Credential) -> str:
-        gl = self.client(credential.token)
+        gl = self.client(credential.token, interactive=True)
 
         def whoami() -> str:
             gl.auth()
@@ -149,13 +159,21 @@ class GitLabForge:
         return await self._run(f"planning the push to {repo.path}", plan)
 
     def _fork(self, gl: gitlab.Gitlab, project: Any, username: str) -> Any:
-        try:
-            created = project.forks.create({})
-            path = str(created.path_with_namespace)
-        except GitlabError as exc:
-            if exc.response_code != 409:
-                raise
-            path = f"{username}/{project.path}"
+        """The user's fork of `project`, found by GitLab's forks API (renamed or in a group), else a new one."""
+        path = self._existing_fork(project, username)
+        if path is None:
+            try:
+                created = project.forks.create({})
+                path = str(created.path_with_namespace)
+            except GitlabError as exc:
+                if exc.response_code != 409:
+                    raise
+                path = self._existing_fork(project, username)
+                if path is None:
+                    raise Conflict(
+                        f"GitLab could not fork {project.path_with_namespace} for {username}: a project of theirs "
+                        "already has its path and is not a fork of it; rename that project or fork it yourself"
+                    ) from None
         deadline = time.monotonic() + self._fork_wait
         while True:
             fork = gl.projects.get(path)
@@ -164,6 +182,14 @@ class GitLabForge:
             if time.monotonic() > deadline:
                 raise ForgeUnavailable(f"GitLab did not finish forking {project.path_with_namespace} to {path}")
             time.sleep(0.3)
+
+    @staticmethod
+    def _existing_fork(project: Any, username: str) -> str | None:
+        """A fork of `project` the user can push to: theirs by preference, else one in a group of theirs."""
+        forks = project.forks.list(min_access_level=DEVELOPER, order_by="id", sort="asc", get_all=True)
+        mine = [f for f in forks if (getattr(f, "namespace", None) or {}).get("path") == username]
+        found = (mine or list(forks))[:1]
+        return str(found[0].path_with_namespace) if found else None
 
     async def open_pull_request(self, credential: Credential, draft: PullRequestDraft) -> PullRequestStatus:
         gl = self.client(credential.token)
@@ -246,7 +272,7 @@ class GitLabForge:
         self, credential: Credential | None, path: str, what: str, params: dict[str, Any] | None = None
     ) -> tuple[Cached, requests.Response | None]:
         token = credential.token if credential else None
-        gl = self.client(token)
+        gl = self.client(token, interactive=True)
         url = path + ("?" + "&".join(f"{k}={v}" for k, v in sorted((params or {}).items())) if params else "")
         cached = self._cache.get(token, url)
         headers = {"If-None-Match": cached.etag} if cached else {}

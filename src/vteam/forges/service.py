@@ -73,6 +73,7 @@ class Forges:
         self.gitlab = GitLabForge(
             url=settings.gitlab_url,
             timeout=settings.forge_timeout_seconds,
+            interactive_timeout=settings.forge_interactive_timeout_seconds,
             fork_wait=settings.forge_fork_wait_seconds,
             cache=self.cache,
         )

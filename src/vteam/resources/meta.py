@@ -17,6 +17,13 @@ CREATED_BY = "vteam.ambient-code/created-by"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 
+def reserved(key: str) -> bool:
+    """Whether a label or annotation key is vTeam's own (`vteam.ambient-code/…`, or a subdomain's), which only
+    vTeam sets: a parent session, who created it, which project's runner a Job is."""
+    prefix, slash, _ = key.rpartition("/")
+    return bool(slash) and (prefix == GROUP or prefix.endswith(f".{GROUP}"))
+
+
 class CamelModel(BaseModel):
     """snake_case in Python, camelCase on the wire, as Kubernetes spells it."""
 

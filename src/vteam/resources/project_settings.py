@@ -39,7 +39,11 @@ class ProjectSettingsSpec(CamelModel):
         description="Secret in the project whose keys the project's runners get as environment variables.",
     )
     max_running_sessions: int | None = Field(
-        None, ge=1, le=10_000, description="Sessions of this project that may run at once; unset: no project limit."
+        None,
+        ge=1,
+        le=10_000,
+        description="Sessions of this project that may run at once; unset: the platform's default share "
+        "(VTEAM_MAX_RUNNING_SESSIONS_PER_PROJECT).",
     )
 
 

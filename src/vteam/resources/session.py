@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from vteam.policy import links
 from vteam.resources import validation
@@ -17,6 +18,8 @@ REPORTED = "RunnerReported"
 """Condition a runner sets with its final report, so a failure message is known to be its own."""
 
 MAX_TIMEOUT = 24 * 3600
+ENVIRONMENT_MAX_BYTES = 100_000
+"""A session's `environment` in bytes: an exec's environment is bounded, and one string of it at 128 KiB."""
 DEFAULT_TIMEOUT = 1800
 
 AgentStatus = Literal["working", "waiting_input", "idle"]
@@ -99,11 +102,26 @@ class SessionSpec(CamelModel):
     environment: dict[str, str] = Field(default_factory=dict)
     parent_session: str | None = None
 
+    @field_validator("prompt", "display_name", "model")
+    @classmethod
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            validation.check_text(value, to_camel(info.field_name or "text"))
+        return value
+
     @field_validator("environment")
     @classmethod
     def _environment(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
+        size = 0
+        for name, text in value.items():
             validation.check_env_name(name)
+            validation.check_text(text, f"environment variable {name}")
+            size += len(name.encode()) + len(text.encode()) + 2
+        if size > ENVIRONMENT_MAX_BYTES:
+            raise ValueError(
+                f"environment holds {size:,} bytes; at most {ENVIRONMENT_MAX_BYTES:,} (names and values, UTF-8) "
+                "fit beside the agent's own environment"
+            )
         return value
 
     @model_validator(mode="after")

@@ -96,6 +96,38 @@ def check_env_name(name: str) -> None:
         raise ValueError(f"environment variable {name!r} is reserved for vTeam's runner")
 
 
+def check_text(value: str, what: str) -> None:
+    """Free text that reaches a process's arguments or environment (a prompt, an environment value):
+    no exec can carry a NUL byte, so it is refused here rather than failing the session later."""
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain a NUL character")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid Unicode (it holds a lone surrogate)") from None
+
+
+SUBJECT_MAX = 200
+
+
+def check_subject_name(subject_type: str, value: str, *, local_users: bool = False) -> None:
+    """A role binding's subject: printable, without '/', so that a path can name it to revoke it.
+
+    With `local_users` (vTeam's own accounts are the only users) a user must also be a name a user can
+    have, a DNS-1123 label (see `check_name`); a proxy or a cluster names its users in its own way."""
+    what = f"{subject_type} name"
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > SUBJECT_MAX:
+        raise ValueError(f"{what} is longer than {SUBJECT_MAX} characters")
+    if not value.isprintable() or "/" in value:
+        raise ValueError(f"{what} {value!r} must be printable characters without '/' (no tab or control character)")
+    if value != value.strip() or value in (".", ".."):
+        raise ValueError(f"{what} {value!r} must not be '.' or '..', nor start or end with a space")
+    if subject_type == "user" and local_users:
+        check_name(value, what)
+
+
 def same_repository(a: str, b: str) -> bool:
     """Whether two repository URLs name the same repository, ignoring a trailing '/' or '.git'."""
     return _normal(a) == _normal(b)

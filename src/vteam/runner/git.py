@@ -62,6 +62,10 @@ FAILURES = (
     ),
     (re.compile(r"remote branch .* not found|couldn't find remote ref", re.IGNORECASE), "branch not found"),
     (
+        re.compile(r"stale info", re.IGNORECASE),
+        "the push was rejected: the branch changed at the remote while vTeam was updating it; run it again",
+    ),
+    (
         re.compile(r"\[rejected\]|\[remote rejected\]|non-fast-forward|failed to push some refs", re.IGNORECASE),
         "the push was rejected (the branch moved on, is protected, or the remote does not allow it)",
     ),

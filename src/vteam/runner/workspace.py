@@ -253,8 +253,13 @@ async def _push_pending(
     except RepositoryRefused as exc:
         status.error = f"not pushed: refused before git ran: {exc.detail}"
         return False
+    # A work branch is vTeam's own: a later session with the same targetBranch replaces it (and so updates
+    # its open pull request); a push to the base branch itself only ever fast-forwards.
+    replace = item.branch != (status.base_branch or item.base)
     try:
-        await _push(item.path, item.branch, item.head, target_repo, git, pushing, redactor, policy, where_field)
+        await _push(
+            item.path, item.branch, item.head, target_repo, git, pushing, redactor, policy, where_field, replace
+        )
     except GitError as exc:
         status.error = f"pushing {item.branch!r} to {display(url)} failed: {exc}"
         return False
@@ -291,7 +296,9 @@ async def _push(
     redactor: Redactor,
     policy: RepoPolicy,
     field: str,
+    replace: bool = False,
 ) -> None:
+    """Push `head` to `branch`; with `replace`, over whatever the branch held, leased on what it held just before."""
     ref = f"refs/heads/{branch}"
     async with remote_access(credentials, redactor, policy=policy, target=target) as (remote, private):
         mirror = str(private / "mirror.git")
@@ -301,7 +308,11 @@ async def _push(
         if fetched != head:
             raise GitError(f"the repository changed while it was being pushed ({fetched[:12]} is not {head[:12]})")
         await recheck(target, policy, field=field)
-        await remote("--git-dir", mirror, "push", "--porcelain", "--", target.url, f"{ref}:{ref}")
+        push = ["--git-dir", mirror, "push", "--porcelain"]
+        if replace:
+            held = (await remote("--git-dir", mirror, "ls-remote", "--heads", "--", target.url, ref)).split()
+            push.append(f"--force-with-lease={ref}:{held[0] if held else ''}")
+        await remote(*push, "--", target.url, f"{ref}:{ref}")
 
 
 async def _commit(

@@ -54,7 +54,11 @@ class ResourceStore(Protocol):
         label_selector: str | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
-    ) -> ResourceList[R]: ...
+        phase: str | None = None,
+    ) -> ResourceList[R]:
+        """A page of at most `limit` objects matching the label selector and, with `phase`, whose status.phase
+        is that; `continue_token` goes on after the page it came with, and is None after the last."""
+        ...
 
     async def replace(self, obj: R) -> R:
         """Write spec, labels and annotations; fails with Conflict if obj's resourceVersion is stale."""

@@ -6,6 +6,7 @@ annotations so that replacing it moves the namespace's resourceVersion like any 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +34,7 @@ from vteam.resources import (
 from vteam.store import kube_watch, selectors
 from vteam.store.base import R, ResourceList, WatchEvent
 from vteam.store.kube_mapping import (
+    Key,
     from_custom,
     is_managed,
     is_terminating,
@@ -236,11 +238,14 @@ class KubeStore:
         label_selector: str | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
+        phase: str | None = None,
     ) -> ResourceList[R]:
         """Selectors are checked here first, so vTeam's rules (no negated sets) hold whatever the server takes."""
         selectors.parse(label_selector)
         if limit is not None and limit < 1:
             raise InvalidInput("limit must be at least 1")
+        if phase is not None:
+            return await self._list_phase(kind, namespace, label_selector, limit, continue_token, phase)
         page = await self._page(
             kind, namespace, label_selector=label_selector, limit=limit, continue_token=continue_token or None
         )
@@ -254,6 +259,48 @@ class KubeStore:
             resource_version=str(meta.get("resourceVersion") or ""),
             continue_token=meta.get("continue") or None,
         )
+
+    async def _list_phase(
+        self,
+        kind: type[R],
+        namespace: str | None,
+        label_selector: str | None,
+        limit: int | None,
+        continue_token: str | None,
+        phase: str,
+    ) -> ResourceList[R]:
+        """Custom resources cannot be selected by status, so pages of PHASE_PAGE (or `limit`, if more) are read
+        and filtered here.
+
+        A page can hold more matches than are wanted; the continue token then names the Kubernetes page and
+        the last object returned, and the next call reads that page again past that object.
+        """
+        page_token, seen, size = _decode_phase_continue(continue_token) if continue_token else (None, None, None)
+        size = size or max(limit or 0, PHASE_PAGE)
+        items: list[R] = []
+        last: Key | None = None
+        while True:
+            page = await self._page(
+                kind, namespace, label_selector=label_selector, limit=size, continue_token=page_token
+            )
+            raws = sorted(page.get("items") or [], key=key_of)
+            if kind is Project:
+                raws = [raw for raw in raws if not is_terminating(raw)]
+            for raw in raws:
+                if seen is not None and key_of(raw) <= seen:
+                    continue
+                obj = self._convert(kind, raw)
+                if _phase_of(obj) != phase:
+                    continue
+                if limit is not None and last is not None and len(items) >= limit:
+                    token = _encode_phase_continue(page_token, last, size)
+                    return ResourceList(items=items, resource_version=_version(page), continue_token=token)
+                items.append(obj)
+                last = key_of(raw)
+            seen = None
+            page_token = (page.get("metadata") or {}).get("continue") or None
+            if page_token is None:
+                return ResourceList(items=items, resource_version=_version(page))
 
     def _convert(self, kind: type[R], raw: dict[str, Any]) -> R:
         if kind is Project:
@@ -413,6 +460,36 @@ class KubeStore:
                 what, list_page, open_watch, lambda raw: self._convert(kind, raw), lambda raw: not is_terminating(raw)
             )
         return kube_watch.Feed(what, list_page, open_watch, lambda raw: from_custom(kind, raw))
+
+
+PHASE_PAGE = 500
+"""How many objects one Kubernetes request reads for a list filtered by phase."""
+
+
+def _phase_of(obj: Resource) -> str | None:
+    value = getattr(getattr(obj, "status", None), "phase", None)
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def _version(page: dict[str, Any]) -> str:
+    return str((page.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _encode_phase_continue(page_token: str | None, last: Key, size: int) -> str:
+    """A phase list's continue token: the Kubernetes page to read again, the last object returned, the page size."""
+    raw = json.dumps({"page": page_token, "after": list(last), "size": size})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_phase_continue(token: str) -> tuple[str | None, Key, int]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token.encode()))
+        page, (ns, name), size = raw["page"], raw["after"], int(raw["size"])
+        if not (page is None or isinstance(page, str)) or not 1 <= size <= 10_000:
+            raise ValueError(size)
+        return page, (str(ns), str(name)), size
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput("continue token is not one this server gave out for this phase") from exc
 
 
 def _check_status(kind: type[Resource], status: dict[str, Any]) -> None:

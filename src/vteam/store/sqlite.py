@@ -131,7 +131,10 @@ class SqliteStore:
         label_selector: str | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
+        phase: str | None = None,
     ) -> ResourceList[R]:
+        """The phase is matched in the query; labels in Python, so without a selector one more row than
+        `limit` is all that is read."""
         matches = selectors.parse(label_selector)
         if limit is not None and limit < 1:
             raise InvalidInput("limit must be at least 1")
@@ -144,7 +147,11 @@ class SqliteStore:
                 (resources.c.namespace > after_ns)
                 | and_(resources.c.namespace == after_ns, resources.c.name > after_name)
             )
+        if phase is not None:
+            query = query.where(resources.c.body["status"]["phase"].as_string() == phase)
         query = query.order_by(resources.c.namespace, resources.c.name)
+        if limit is not None and not (label_selector and label_selector.strip()):
+            query = query.limit(limit + 1)
         items: list[R] = []
         more = False
         last: tuple[str, str] | None = None

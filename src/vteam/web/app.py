@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from vteam.api import allow_head
 from vteam.api import create_app as create_api
 from vteam.web import assets, pages, session_page, sessions_page, settings_page
 
@@ -20,6 +21,7 @@ def create_app(*args: Any, **kwargs: Any) -> FastAPI:
     app = create_api(*args, **kwargs)
     app.state.html_refusal = pages.html_refusal  # the web edge's refusals of page requests, as pages
     for router in PAGE_ROUTERS:
+        allow_head(router.routes)
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")
     return app

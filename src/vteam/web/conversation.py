@@ -85,6 +85,17 @@ class Block:
     seqs: list[int]
     data: dict[str, Any] = field(default_factory=dict)
     done: bool = False
+    _grown: dict[str, list[str]] = field(default_factory=dict)
+
+    def grow(self, key: str, delta: str) -> None:
+        """Append to a text field in constant time; `text` joins the pieces once, when it is read."""
+        self._grown.setdefault(key, [str(self.data.get(key, ""))]).append(delta)
+
+    def text(self, key: str) -> str:
+        pieces = self._grown.pop(key, None)
+        if pieces is not None:
+            self.data[key] = "".join(pieces)
+        return str(self.data.get(key, ""))
 
 
 @dataclass
@@ -102,8 +113,10 @@ AGENT_MARK = "agent-status"
 class Conversation:
     """The renderer's state: fed every event of a session in order, renders the page or a fragment."""
 
-    def __init__(self, *, interactive: bool = False) -> None:
+    def __init__(self, *, interactive: bool = False, scope: str = "") -> None:
         self.interactive = interactive
+        self.scope = scope
+        """Prefixes element ids, so an earlier page of a conversation never repeats an id of the page."""
         self.blocks: dict[str, Block] = {}
         self.diffs: dict[tuple[int, str | None], DiffView] = {}
         self.phase: str | None = None
@@ -130,15 +143,18 @@ class Conversation:
         """Every block with the seqs it carries, for a page's server-side render."""
         return Markup("").join(self._block(b, b.seqs) for b in self.blocks.values())
 
+    def _id(self, prefix: str, key: str) -> str:
+        return self.scope + _dom_id(prefix, key)
+
     # ---- fragments ----
 
     def _marker(self, seq: int) -> str:
         """An event with nothing to show still carries its seq, so the page + stream account for it."""
-        self.blocks[f"ev-{seq}"] = Block(f"ev-{seq}", "marker", [seq], done=True)
+        self.blocks[f"{self.scope}ev-{seq}"] = Block(f"{self.scope}ev-{seq}", "marker", [seq], done=True)
         return str(Markup('<span class="seq" data-seq="{}" hidden></span>').format(seq))
 
     def _new(self, seq: int, kind: str, *, block_id: str | None = None, done: bool = True, **data: Any) -> str:
-        block = Block(block_id or f"ev-{seq}", kind, [seq], data, done)
+        block = Block(block_id or f"{self.scope}ev-{seq}", kind, [seq], data, done)
         self.blocks[block.id] = block
         return str(self._block(block, [seq]))
 
@@ -176,7 +192,7 @@ class Conversation:
         )
 
     def _html_message(self, block: Block) -> Markup:
-        text = str(block.data.get("text", ""))
+        text = block.text("text")
         who = "Agent" if block.data.get("role", "assistant") == "assistant" else str(block.data.get("role"))
         body = folded_markdown(text) if block.done else Markup("{}").format(text)
         cls = "markdown" if block.done else "streaming"
@@ -185,7 +201,7 @@ class Conversation:
         )
 
     def _html_reasoning(self, block: Block) -> Markup:
-        text = str(block.data.get("text", ""))
+        text = block.text("text")
         return Markup(
             '<details class="reasoning"><summary>Reasoning</summary>'
             '<pre id="{id}-body" class="thinking">{text}</pre></details>'
@@ -193,7 +209,7 @@ class Conversation:
 
     def _html_tool(self, block: Block) -> Markup:
         d = block.data
-        args = _pretty(str(d.get("args", ""))) if block.done else str(d.get("args", ""))
+        args = _pretty(block.text("args")) if block.done else block.text("args")
         result = d.get("result")
         state = "done" if result is not None else ("running" if not block.done else "called")
         parts = [
@@ -253,15 +269,15 @@ class Conversation:
         return self._new(seq, "run-error", message=data.get("message", ""), code=data.get("code")) + self._agent(after)
 
     def _delta(self, seq: int, key: str, delta: str, kind: str, prefix: str) -> str:
-        block_id = _dom_id(prefix, key)
+        block_id = self._id(prefix, key)
         if block_id not in self.blocks:
             return self._new(seq, kind, block_id=block_id, done=False, text=delta, role="assistant")
         block = self.blocks[block_id]
-        block.data["text"] = str(block.data.get("text", "")) + delta
+        block.grow("text", delta)
         return self._append(seq, block, f"{block_id}-body", delta)
 
     def _finish(self, seq: int, key: str, kind: str, prefix: str) -> str:
-        block_id = _dom_id(prefix, key)
+        block_id = self._id(prefix, key)
         if block_id not in self.blocks:
             return self._marker(seq)
         block = self.blocks[block_id]
@@ -270,7 +286,7 @@ class Conversation:
 
     def _on_text_message_start(self, seq: int, data: dict[str, Any], _v: dict[str, Any]) -> str:
         key = str(data.get("messageId", seq))
-        block_id = _dom_id("msg", key)
+        block_id = self._id("msg", key)
         if block_id in self.blocks:
             return self._marker(seq)
         return self._new(seq, "message", block_id=block_id, done=False, text="", role=data.get("role", "assistant"))
@@ -285,7 +301,7 @@ class Conversation:
 
     def _on_reasoning_message_start(self, seq: int, data: dict[str, Any], _v: dict[str, Any]) -> str:
         key = str(data.get("messageId", seq))
-        block_id = _dom_id("think", key)
+        block_id = self._id("think", key)
         if block_id in self.blocks:
             return self._marker(seq)
         return self._new(seq, "reasoning", block_id=block_id, done=False, text="")
@@ -304,18 +320,18 @@ class Conversation:
     _on_thinking_text_message_end = _on_reasoning_message_end
 
     def _on_tool_call_start(self, seq: int, data: dict[str, Any], _v: dict[str, Any]) -> str:
-        block_id = _dom_id("tool", str(data.get("toolCallId", seq)))
+        block_id = self._id("tool", str(data.get("toolCallId", seq)))
         if block_id in self.blocks:
             return self._marker(seq)
         return self._new(seq, "tool", block_id=block_id, done=False, name=data.get("toolCallName"), args="")
 
     def _on_tool_call_args(self, seq: int, data: dict[str, Any], _v: dict[str, Any]) -> str:
-        block_id = _dom_id("tool", str(data.get("toolCallId", "")))
+        block_id = self._id("tool", str(data.get("toolCallId", "")))
         delta = str(data.get("delta", ""))
         if block_id not in self.blocks:
             return self._new(seq, "tool", block_id=block_id, done=False, name=data.get("toolCallName"), args=delta)
         block = self.blocks[block_id]
-        block.data["args"] = str(block.data.get("args", "")) + delta
+        block.grow("args", delta)
         if data.get("toolCallName"):
             block.data["name"] = data["toolCallName"]
         return self._append(seq, block, f"{block_id}-args", delta)
@@ -326,7 +342,7 @@ class Conversation:
         return self._finish(seq, str(data.get("toolCallId", "")), "tool", "tool")
 
     def _on_tool_call_result(self, seq: int, data: dict[str, Any], _v: dict[str, Any]) -> str:
-        block_id = _dom_id("tool", str(data.get("toolCallId", "")))
+        block_id = self._id("tool", str(data.get("toolCallId", "")))
         content = data.get("content", "")
         text = content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False)
         if block_id not in self.blocks:
@@ -385,6 +401,13 @@ class Conversation:
         self.diffs[(repo, path)] = DiffView(repo, path, str(v.get("diff", "")), bool(v.get("truncated")))
         where = f"submodule {path} of repository {repo + 1}" if path else f"repository {repo + 1}"
         return self._new(seq, "status", text=f"Diff of {where} is under Repositories")
+
+    def _on_vteam_truncated(self, seq: int, data: dict[str, Any], v: dict[str, Any]) -> str:
+        if v.get("reason") == "session":
+            text = f"vTeam stored no more of this session's output: it reached the limit of {v.get('limit', 0):,} bytes"
+        else:
+            text = f"vTeam left out one event ({v.get('bytes', 0):,} bytes, over the limit of {v.get('limit', 0):,})"
+        return self._new(seq, "status", text=text)
 
     def _on_vteam_user_message(self, seq: int, data: dict[str, Any], v: dict[str, Any]) -> str:
         return self._new(seq, "user", user=v.get("user"), text=v.get("text", ""))

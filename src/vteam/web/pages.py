@@ -22,13 +22,12 @@ from markupsafe import Markup
 from vteam.api import audit
 from vteam.api.deps import PlatformDep, get_platform, role_in
 from vteam.api.platform import Platform
-from vteam.api.projects import new_project
+from vteam.api.projects import new_project, remove_project
 from vteam.api.schemas import ProjectCreate
 from vteam.auth import NOBODY, SESSION_COOKIE, Identity, Role
 from vteam.auth.csrf import FIELD as CSRF_FIELD
 from vteam.auth.csrf import subject as csrf_subject
 from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized, VteamError
-from vteam.forges import project_scope
 from vteam.policy.links import is_safe_link
 from vteam.resources import Project
 from vteam.web import assets
@@ -362,9 +361,7 @@ async def delete_project(
     await project_role(platform, me, project, Role.ADMIN)
     if confirm.strip() != project:
         raise InvalidInput(f"type the project's name, {project}, to delete it")
-    await platform.store.delete(Project, project)
-    await platform.accounts.forget_project(project)
-    await platform.vault.delete_scope(project_scope(project))
+    await remove_project(platform, project)
     await audit.record(request, platform, me, "project.delete", f"project/{project}", project=project)
     return RedirectResponse("/projects", status_code=303)
 

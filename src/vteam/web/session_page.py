@@ -1,7 +1,8 @@
 """A session's page: its conversation (rendered from the stored events, then live over SSE), its
 repositories' results and diffs, and the controls an editor has over it.
 
-The page renders every stored event up to seq N and opens `/stream?after=N`, which sends HTML
+The page renders the last stored events up to seq N (a long conversation's tail; `/earlier` pages
+the rest on demand, in a worker thread like the page) and opens `/stream?after=N`, which sends HTML
 fragments for the events after N; both come from one renderer (`vteam.web.conversation`), so a
 reload shows each event exactly once. The controls call the API's own functions, so the checks,
 transitions and audit records are the API's.
@@ -9,13 +10,16 @@ transitions and audit records are the API's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from pydantic import ValidationError
 from sse_starlette import ServerSentEvent
 
@@ -27,7 +31,7 @@ from vteam.api.stream_access import GuardedEventSource, StreamGuard
 from vteam.api.streams import _events
 from vteam.auth import Identity, Role
 from vteam.errors import InvalidInput
-from vteam.events import Envelope, is_final
+from vteam.events import MAX_SEQ, Envelope, is_final, resume_from
 from vteam.events.agui import PHASE
 from vteam.resources import AgenticSession
 from vteam.web.conversation import Conversation, DiffView, agent_badge, phase_badge
@@ -37,26 +41,51 @@ router = APIRouter(include_in_schema=False)
 
 DIFF_LINES = 3000
 """The most lines of one diff a page shows; the rest is left to git, with a note saying so."""
-PAGE = 500
+TAIL_EVENTS = 400
+TAIL_BYTES = 512 * 1024
+"""A page shows the last events of a conversation, at most this many and about this much; the earlier ones
+come a page at a time from `/earlier`, so a session's size never decides how long its page takes."""
 
 
 def _path(project: str, name: str) -> str:
     return f"/projects/{project}/sessions/{name}"
 
 
-async def _stored(platform: Platform, uid: str, upto: int | None = None) -> list[Envelope]:
-    """The session's stored events in order, all of them or those up to `upto`."""
+async def _tail(platform: Platform, uid: str, *, upto: int | None = None, floor: int = 0) -> list[Envelope]:
+    """The last events up to `upto` (the newest when None) and after `floor`, in order; read backwards in
+    growing steps (log seqs have no gaps) until TAIL_EVENTS or TAIL_BYTES is reached."""
+    end = await platform.events.last_seq(uid) if upto is None else upto
     out: list[Envelope] = []
-    last = 0
-    while True:
-        batch = await platform.events.read(uid, after=last, limit=PAGE)
-        for env in batch:
-            if upto is not None and env.seq > upto:
-                return out
+    size, step = 0, 8
+    while end > floor and len(out) < TAIL_EVENTS and size < TAIL_BYTES:
+        start = max(floor, end - step)
+        for env in reversed(await platform.events.read(uid, after=start, limit=end - start)):
             out.append(env)
-        if len(batch) < PAGE:
-            return out
-        last = batch[-1].seq
+            size += len(json.dumps(env.data, separators=(",", ":")))
+            if len(out) >= TAIL_EVENTS or size >= TAIL_BYTES:
+                break
+        end, step = start, min(step * 2, 128)
+    out.reverse()
+    return out
+
+
+def _render(conv: Conversation, envs: Iterable[Envelope]) -> Markup:
+    """Feed and render; called in a worker thread, so a long conversation never holds the event loop."""
+    for env in envs:
+        conv.feed(env)
+    return conv.page()
+
+
+def _earlier(base: str, envs: list[Envelope]) -> Markup:
+    """The control that loads the events before the shown ones (htmx replaces it with them), if any."""
+    first = envs[0].seq if envs else 1
+    if first <= 1:
+        return Markup("")
+    return Markup(
+        '<div class="earlier status-line" id="earlier-{first}"><a href="{base}/earlier?before={first}" '
+        'hx-get="{base}/earlier?before={first}" hx-target="#earlier-{first}" hx-swap="outerHTML">'
+        'Show earlier output</a> <span class="muted">({n:,} earlier events not shown)</span></div>'
+    ).format(base=base, first=first, n=first - 1)
 
 
 def _elapsed(session: AgenticSession) -> str | None:
@@ -130,8 +159,8 @@ async def session_page(
     role = await project_role(platform, me, project, Role.VIEW)
     session = await platform.store.get(AgenticSession, name, project)
     conv = Conversation(interactive=session.spec.interactive)
-    for env in await _stored(platform, session.metadata.uid or ""):
-        conv.feed(env)
+    envs = await _tail(platform, session.metadata.uid or "")
+    shown = await asyncio.to_thread(_render, conv, envs)
     if conv.final:
         # The final report's results are stored before the final event: read them now they are there.
         session = await platform.store.get(AgenticSession, name, project)
@@ -140,11 +169,31 @@ async def session_page(
         request,
         "session.html",
         section="projects",
-        conversation=conv.page(),
+        conversation=_earlier(context["base"], envs) + shown,
         after=conv.last_seq,
+        since=envs[0].seq - 1 if envs else 0,
         live=not conv.final,
         **context,
     )
+
+
+@router.get("/projects/{project}/sessions/{name}/earlier")
+@page
+async def earlier_events(
+    request: Request,
+    project: str,
+    name: str,
+    platform: PlatformDep,
+    me: Identity = Who,
+    before: int = Query(..., ge=1, le=MAX_SEQ, description="Show the events before this seq."),
+) -> Response:
+    """One page of the conversation before `before`, with the control for the page before it, for htmx."""
+    await project_role(platform, me, project, Role.VIEW)
+    session = await platform.store.get(AgenticSession, name, project)
+    envs = await _tail(platform, session.metadata.uid or "", upto=before - 1)
+    conv = Conversation(interactive=session.spec.interactive, scope=f"e{before}-")
+    shown = await asyncio.to_thread(_render, conv, envs)
+    return HTMLResponse(_earlier(_path(project, name), envs) + shown, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/projects/{project}/sessions/{name}/stream")
@@ -155,23 +204,23 @@ async def session_stream(
     name: str,
     platform: PlatformDep,
     me: Identity = Who,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_SEQ),
+    since: int = Query(0, ge=0, le=MAX_SEQ),
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> Response:
     """HTML fragments for the events after `after`, each with its seq as the SSE id; an `end` event last.
 
-    The renderer first reads the events up to `after` without sending them, so a message or tool call
-    that began before the page was rendered is finished correctly. A reconnecting browser says what it
+    The renderer first reads the page's events (after `since`, up to `after`; at most a page's tail)
+    without sending them, so a message or tool call that began before the page was rendered is finished
+    correctly. A reconnecting browser says what it
     last got (Last-Event-ID), and the stream goes on from there.
     """
     role = await project_role(platform, me, project, Role.VIEW)
     session = await platform.store.get(AgenticSession, name, project)
     guard = StreamGuard(request, platform, me, project)
-    resumed = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    start = max(after, resumed)
+    start = resume_from(after, last_event_id)
     conv = Conversation(interactive=session.spec.interactive)
-    for env in await _stored(platform, session.metadata.uid or "", upto=start):
-        conv.feed(env)
+    await asyncio.to_thread(_render, conv, await _tail(platform, session.metadata.uid or "", upto=start, floor=since))
     csrf = csrf_token(request)  # the live parts' forms are rendered without the request
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
@@ -194,6 +243,11 @@ async def session_stream(
     return GuardedEventSource(stream(), slot=slot, ping=15, headers={"Cache-Control": "no-store"})
 
 
+def _reason(exc: ValidationError) -> str:
+    """Why a form's text was refused (empty, too long, a NUL character), without quoting the text."""
+    return str(exc.errors()[0].get("msg", "not valid")).removeprefix("Value error, ")
+
+
 def _back(request: Request, project: str, name: str) -> Response:
     """htmx requests stay on the page (the stream shows the effect); plain form posts go back to it."""
     if request.headers.get("HX-Request"):
@@ -209,8 +263,8 @@ async def send_message(
     await project_role(platform, me, project, Role.EDIT)
     try:
         body = api_conversation.MessageIn(text=text)
-    except ValidationError:
-        raise InvalidInput("write a message (at most 100,000 characters)") from None
+    except ValidationError as exc:
+        raise InvalidInput(f"write a message (at most 100,000 characters): {_reason(exc)}") from None
     await api_conversation.post_message(project, name, body, platform, me)
     if request.headers.get("HX-Request"):
         # A fresh, empty form: the message itself shows up in the conversation from the stream.
@@ -243,8 +297,8 @@ async def continue_session(
     await project_role(platform, me, project, Role.EDIT)
     try:
         body = api_sessions.ContinueIn(prompt=prompt)
-    except ValidationError:
-        raise InvalidInput("write a prompt for the continued session") from None
+    except ValidationError as exc:
+        raise InvalidInput(f"write a prompt for the continued session: {_reason(exc)}") from None
     child = await api_sessions.continue_session(project, name, body, request, platform, me)
     return RedirectResponse(_path(project, child["metadata"]["name"]), status_code=303)
 

@@ -324,8 +324,8 @@ async def save_secret(
             raise InvalidInput(f"secret name {name!r} must be upper-case letters, digits and '_', e.g. GIT_TOKEN")
         body = secrets_api.SecretIn.model_validate({"value": value})
         await secrets_api.put_secret(project, body, request, platform, name)
-    except ValidationError:
-        errors = {"secret": "value: enter a value of at most 64,000 characters"}
+    except ValidationError as exc:
+        errors = {"secret": _message(exc) if value else "value: enter a value of at most 64,000 characters"}
         return await _settings(request, platform, me, project, role=role, status_code=422, errors=errors, form=form)
     except INLINE as exc:
         errors = {"secret": exc.detail}
