@@ -8,7 +8,6 @@ docs/api.md promises an `{"error": ...}` frame; a bad WebSocket query was a bare
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support.api import create_session, get_session, sessions_path, wait_phase
+from tests.support.api import create_session, sessions_path, start_live, wait_phase
 from tests.support.server import Server
 
 PROBLEM = "application/problem+json"
@@ -121,12 +120,7 @@ def test_a_bad_websocket_query_is_refused_as_a_problem(server: Server, done: tup
 def live(api: httpx.Client, done: tuple[str, str]) -> Iterator[tuple[str, str]]:
     """An interactive `script` session waiting for input; ended afterwards."""
     project, _ = done
-    name = f"s-{uuid.uuid4().hex[:8]}"
-    create_session(api, project, name=name, prompt="echo ready", interactive=True)
-    deadline = time.monotonic() + 30
-    while get_session(api, project, name)["status"].get("agentStatus") != "waiting_input":
-        assert time.monotonic() < deadline, f"{name} never waited for input"
-        time.sleep(0.05)
+    name = start_live(api, project)
     yield project, name
     api.post(sessions_path(project, name) + "/end")
     wait_phase(api, project, name)

@@ -17,7 +17,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase
+from tests.support.api import create_session, read_events, sessions_path, start_live, text_of, wait_phase
 from tests.support.server import Server
 from vteam.events.envelope import MAX_FRAME_BYTES, Envelope, now_ts, split
 
@@ -56,16 +56,6 @@ def live(admin: httpx.Client, project: str) -> Iterator[str]:
     yield name
     admin.post(sessions_path(project, name) + "/end")
     wait_phase(admin, project, name)
-
-
-def start_live(admin: httpx.Client, project: str) -> str:
-    name = f"s-{uuid.uuid4().hex[:8]}"
-    create_session(admin, project, name=name, prompt="echo ready", interactive=True)
-    deadline = time.monotonic() + 30
-    while get_session(admin, project, name)["status"].get("agentStatus") != "waiting_input":
-        assert time.monotonic() < deadline, f"{name} never waited for input"
-        time.sleep(0.05)
-    return name
 
 
 def view_key(admin: httpx.Client, project: str) -> str:

@@ -21,7 +21,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support.api import create_session, get_session, read_events, sessions_path, wait_phase
+from tests.support.api import read_events, sessions_path, start_live, wait_phase
 from tests.support.server import Server
 
 CLOSE_WITHIN = 4.0
@@ -58,17 +58,6 @@ def live(admin: httpx.Client, project: str) -> Iterator[str]:
     yield name
     admin.post(sessions_path(project, name) + "/end")
     wait_phase(admin, project, name)
-
-
-def start_live(admin: httpx.Client, project: str) -> str:
-    name = f"s-{uuid.uuid4().hex[:8]}"
-    create_session(admin, project, name=name, prompt="echo ready", interactive=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if get_session(admin, project, name)["status"].get("agentStatus") == "waiting_input":
-            return name
-        time.sleep(0.05)
-    raise AssertionError(f"{name} never waited for input")
 
 
 def new_key(admin: httpx.Client, project: str, role: str) -> tuple[str, str]:

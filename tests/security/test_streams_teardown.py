@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 
-from tests.support.api import create_session, get_session, sessions_path, wait_phase
+from tests.support.api import sessions_path, start_live, wait_phase
 from tests.support.server import Server
 from tests.support.tasks import no_leftover_tasks  # noqa: F401 - autouse fixture
 from vteam.api.platform import Platform
@@ -47,12 +47,7 @@ def idle(admin: httpx.Client) -> Iterator[tuple[str, str]]:
     """An interactive session waiting for its next message: its streams have nothing more to send."""
     project = f"p-{uuid.uuid4().hex[:10]}"
     assert admin.post("/api/projects", json={"name": project}).status_code == 201
-    name = f"s-{uuid.uuid4().hex[:8]}"
-    create_session(admin, project, name=name, prompt="echo ready", interactive=True)
-    deadline = time.monotonic() + 30
-    while get_session(admin, project, name)["status"].get("agentStatus") != "waiting_input":
-        assert time.monotonic() < deadline, f"{name} never waited for input"
-        time.sleep(0.05)
+    name = start_live(admin, project)
     yield project, name
     admin.post(sessions_path(project, name) + "/end")
     wait_phase(admin, project, name)

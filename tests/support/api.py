@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -78,3 +79,14 @@ def wait_turns(api: httpx.Client, project: str, name: str, turns: int) -> None:
         assert session["status"]["phase"] in ("Pending", "Creating", "Running"), session["status"]
         time.sleep(0.1)
     raise AssertionError(f"{name} did not finish {turns} turns")
+
+
+def start_live(api: httpx.Client, project: str) -> str:
+    """An interactive `script` session waiting for its next message (a shell command); its name."""
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    create_session(api, project, name=name, prompt="echo ready", interactive=True)
+    deadline = time.monotonic() + 30
+    while get_session(api, project, name)["status"].get("agentStatus") != "waiting_input":
+        assert time.monotonic() < deadline, f"{name} never waited for input"
+        time.sleep(0.05)
+    return name
