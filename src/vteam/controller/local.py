@@ -132,6 +132,16 @@ def _hand_secrets(fd: int, payload: bytes) -> None:
         pass
 
 
+async def _remove_tree(path: Path, attempts: int = 50) -> None:
+    """Remove a workspace for good; the zygote may still be writing a just-reaped runner's exit file into it."""
+    for _ in range(attempts):
+        await asyncio.to_thread(shutil.rmtree, path, True)
+        if not path.exists():
+            return
+        await asyncio.sleep(0.1)
+    log.warning("could not remove %s entirely", path)
+
+
 def workspace_for(root: Path, session: AgenticSession) -> Path:
     project, name = session.key
     return root / project / f"{name}-{(session.metadata.uid or '')[:8]}"
@@ -175,7 +185,7 @@ class LocalExecutor:
         for workspace in self._root.glob("*/*"):
             if workspace.is_dir() and workspace not in keep:
                 log.info("removing the workspace of a deleted session: %s", workspace)
-                await asyncio.to_thread(shutil.rmtree, workspace, True)
+                await _remove_tree(workspace)
 
     def agent_home(self, session: AgenticSession) -> str | None:
         home = workspace_for(self._root, session) / "home"
@@ -347,8 +357,7 @@ class LocalExecutor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runner.done.wait(), self._grace + 5)
         self._runners.pop(session.key, None)
-        workspace = workspace_for(self._root, session)
-        await asyncio.to_thread(shutil.rmtree, workspace, True)
+        await _remove_tree(workspace_for(self._root, session))
 
     async def close(self) -> None:
         """Leave runners running (a restarted server adopts them); stop watching them."""
