@@ -28,12 +28,13 @@ OCTOKIT_OPENAPI_STAMP := $(TESTDATA)/.octokit-openapi-$(OCTOKIT_OPENAPI_VERSION)
 
 .PHONY: run test lint typecheck bench setup system node clean manifests
 
-# Debian packages the platform needs at run time (git); installed when missing.
-SYSTEM_NEEDS := git
+# Debian packages the platform needs at run time (git, and bubblewrap for the agents' sandbox); installed when
+# missing.
+SYSTEM_NEEDS := git bwrap
 # ... and what the tests need beside: an ssh server for ssh remotes (package openssh-server), and Debian's
 # chromium (/usr/bin/chromium), which the browser tests drive with the playwright package of the dev extras
 # (never `playwright install`).
-TEST_NEEDS := git ssh sshd chromium
+TEST_NEEDS := git bwrap ssh sshd chromium
 
 $(BIN)/python: | system
 	$(PYTHON) -m venv $(VENV) || { $(APT) python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -43,7 +44,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-PACKAGE_OF = sed -e 's/^sshd$$/openssh-server/' -e 's/^ssh$$/openssh-client/' -e 's/^node$$/nodejs/'
+PACKAGE_OF = sed -e 's/^bwrap$$/bubblewrap/' -e 's/^sshd$$/openssh-server/' -e 's/^ssh$$/openssh-client/' -e 's/^node$$/nodejs/'
 APT = $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$@"' apt
 
 system: ## install missing system packages with apt-get

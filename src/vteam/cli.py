@@ -128,6 +128,7 @@ def up(
         server = uvicorn.Server(config)
         typer.echo(f"vTeam is up on {url}  (data in {settings.home}; Ctrl-C to stop)", err=True)
         typer.echo(proxy_trust(settings), err=True)
+        typer.echo(platform.isolation.line(), err=True)
         if platform.first_login is not None:
             link = f"{(settings.public_url or url).rstrip('/')}/login?token={platform.first_login}"
             typer.echo(
@@ -547,21 +548,42 @@ def forge_logout(forge: Forge, server: ServerOpt = DEFAULT_SERVER) -> None:
     typer.echo(f"{forge} token removed")
 
 
+def _scope(name: str, frameworks: list[str] | None) -> str:
+    """Which frameworks' agents get a secret; GIT_TOKEN reaches none (the platform pushes with it)."""
+    if name == "GIT_TOKEN":
+        return "none"
+    return ",".join(frameworks) if frameworks else "all"
+
+
 @secret_app.command("set")
-def secret_set(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
-    """Set a project secret; its value is read from stdin (or asked for), never from the command line."""
+def secret_set(
+    name: str,
+    project: ProjectOpt,
+    framework: Annotated[
+        list[str],
+        typer.Option(
+            "--framework",
+            help="Only this framework's agents get the secret; repeat for more. Left out: every framework's.",
+        ),
+    ] = [],  # noqa: B006
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Set a project secret and which frameworks get it (every one, unless --framework says); its value is read
+    from stdin (or asked for), never from the command line. Setting it again replaces value and frameworks."""
     value = _read_secret(name)
-    call(server, lambda c: c.request("PUT", f"/api/projects/{project}/secrets/{name}", json={"value": value}))
-    typer.echo(f"secret {name} set")
+    body: dict[str, object] = {"value": value, "frameworks": framework or None}
+    result = call(server, lambda c: c.request("PUT", f"/api/projects/{project}/secrets/{name}", json=body))
+    typer.echo(f"secret {name} set (frameworks: {_scope(name, result.get('frameworks'))})")
 
 
 @secret_app.command("list")
 def secret_list(project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
-    """List a project's secrets: names and update times."""
+    """List a project's secrets: names, the frameworks that get them and update times."""
     result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/secrets"))
     if as_json:
         return emit_json(result["items"])
-    table([[s["name"], s["updated"]] for s in result["items"]], ["NAME", "UPDATED"])
+    rows = [[s["name"], _scope(s["name"], s.get("frameworks")), s["updated"]] for s in result["items"]]
+    table(rows, ["NAME", "FRAMEWORKS", "UPDATED"])
 
 
 @secret_app.command("delete")

@@ -9,6 +9,7 @@ VteamError
 ├── InvalidTransition   409: a phase change the phase rules forbid
 ├── Unauthorized        401: no or bad credentials
 ├── Forbidden           403: credentials are fine, the action is not allowed
+│   └── IsolationRefused    403: no sandbox can be made here, and this session would need one
 ├── Expired             410: a watch asked for history that has been compacted
 ├── RateLimited         429: too many requests, here or at a forge; retry after `retry_after` seconds
 └── Unavailable         502: a forge or other outside service failed or could not be reached
@@ -87,6 +88,13 @@ class Unauthorized(VteamError):
 class Forbidden(VteamError):
     status = 403
     title = "Forbidden"
+
+
+class IsolationRefused(Forbidden):
+    """No sandbox can be made on this machine and no operator chose to run agents unconfined: the message
+    says why and what would let the session run."""
+
+    title = "Isolation unavailable"
 
 
 class Expired(VteamError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,19 @@ class Settings(BaseSettings):
         "auto",
         description="OS user runners (and all they start) run as; needs `vteam up` as root. `auto`: the user "
         "`vteam-runner` where it exists and can run vTeam, else the platform's own; `none`: the platform's.",
+    )
+    isolation: Literal["sandbox", "none"] = Field(
+        "sandbox",
+        description="How agents are confined on this machine. `sandbox`: each agent process runs in a "
+        "bubblewrap sandbox of its own (user, pid, mount, network, IPC namespaces) that sees only its session; "
+        "where none can be made, only platform admins may run the `script` framework. `none`: agents run "
+        "unconfined, as the runner's user, on purpose (one trusted team only).",
+    )
+    sandbox_allow_hosts: str = Field(
+        "",
+        description="Hosts (`host` or `host:port`, comma- or space-separated) agents may reach through the "
+        "sandbox's proxy although they are private or loopback addresses (a model gateway on the LAN); "
+        "model base URLs the platform configures are allowed without being listed.",
     )
     idle_timeout_seconds: float = Field(
         1800,
@@ -185,6 +198,11 @@ class Settings(BaseSettings):
     runner_image: str = Field("vteam:0.1.0", description="Cluster mode: the image of runner Jobs.")
     runner_service_account: str = Field(
         "vteam-runner", description="Cluster mode: the service account runner pods run as (it needs no API rights)."
+    )
+    runner_uid: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        1001,
+        description="Cluster mode: the user, group and fsGroup id runner pods run as (vTeam's image has user 1001); "
+        "`auto`: none set, for OpenShift, whose restricted SCC assigns one from the namespace's range.",
     )
     runner_cpu_request: str = Field(
         "250m", description="Cluster mode: a runner's CPU request unless its project sets one."

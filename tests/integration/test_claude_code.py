@@ -111,15 +111,15 @@ def test_follow_up_messages_resume_the_conversation(
 
 def test_interrupt_stops_claude_mid_command(claude_server: tuple[Server, FakeAnthropic], tmp_path: Path) -> None:
     server, fake = claude_server
-    marker = tmp_path / "started"
+    marker = '"$HOME/started"'
     fake.add([tool_use("Bash", {"command": f"touch {marker}; sleep 600", "description": "wait"})])
     with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="long", framework="claude-code", prompt="Wait a while.", interactive=True)
         deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline:
+        while server.session_file("c", "long", "home/started") is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert marker.exists(), "Claude Code started the command"
+        assert server.session_file("c", "long", "home/started"), "Claude Code started the command"
         api.post(sessions_path("c", "long") + "/interrupt")
         wait_turns(api, "c", "long", 1)
         session = get_session(api, "c", "long")

@@ -154,6 +154,13 @@ def test_a_session_runs_as_a_job_and_its_events_land_in_s3(cluster: Cluster) -> 
         assert alice.post("/api/projects", json={"name": "team-a"}).status_code == 201
         namespace = kube.get("/api/v1/namespaces/team-a").json()
         assert namespace["metadata"]["labels"]["vteam.ambient-code/managed"] == "true"
+        # The runner pod must pass the `restricted` Pod Security Standard, as an operator may have the cluster enforce.
+        enforced = kube.patch(
+            "/api/v1/namespaces/team-a",
+            json={"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert enforced.status_code == 200, enforced.text
         bindings = kube.get("/apis/rbac.authorization.k8s.io/v1/namespaces/team-a/rolebindings").json()["items"]
         assert [(b["roleRef"]["name"], b["subjects"][0]["name"]) for b in bindings] == [
             ("vteam-project-admin", "alice")

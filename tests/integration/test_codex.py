@@ -147,15 +147,15 @@ def _tokens(body: Any) -> int:
 
 def test_interrupt_stops_codex_mid_command(codex_server: tuple[Server, FakeOpenAI], tmp_path: Path) -> None:
     server, fake = codex_server
-    marker = tmp_path / "started"
+    marker = '"$HOME/started"'
     fake.add([function_call("exec_command", {"cmd": f"touch {marker}; sleep 600", "yield_time_ms": 30000})])
     with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="long", framework="codex", prompt="Wait a while.", interactive=True)
         deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline:
+        while server.session_file("c", "long", "home/started") is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert marker.exists(), "Codex started the command"
+        assert server.session_file("c", "long", "home/started"), "Codex started the command"
         api.post(sessions_path("c", "long") + "/interrupt")
         wait_turns(api, "c", "long", 1)
         session = get_session(api, "c", "long")

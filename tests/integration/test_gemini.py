@@ -160,15 +160,15 @@ def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> Non
 
 def test_interrupt_stops_gemini_mid_command(gemini_server: tuple[Server, FakeGemini], tmp_path: Path) -> None:
     server, fake = gemini_server
-    marker = tmp_path / "started"
+    marker = '"$HOME/started"'
     fake.add([function_call("run_shell_command", {"command": f"touch {marker}; sleep 600"})])
     with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "g"})
         create_session(api, "g", name="long", framework="gemini", prompt="Wait a while.", interactive=True)
         deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline:
+        while server.session_file("g", "long", "home/started") is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert marker.exists(), "Gemini started the command"
+        assert server.session_file("g", "long", "home/started"), "Gemini started the command"
         api.post(sessions_path("g", "long") + "/interrupt")
         wait_turns(api, "g", "long", 1)
         session = get_session(api, "g", "long")

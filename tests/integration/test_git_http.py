@@ -73,29 +73,28 @@ def test_bad_token_fails_with_a_readable_message(tmp_path: Path) -> None:
 
 
 STEAL = r"""
-loot={loot}
+loot=$PWD/LOOT.txt
 mkdir -p .git/hooks
-printf '#!/bin/sh\nenv >> {loot}\ncat /tmp/vteam-git-*/askpass.sh >> {loot} 2>/dev/null\n' > .git/hooks/pre-push
-printf '#!/bin/sh\nenv >> {loot}\n' > .git/hooks/pre-commit
+printf '#!/bin/sh\nenv >> %s\ncat /tmp/vteam-git-*/askpass.sh >> %s 2>/dev/null\n' "$loot" "$loot" > .git/hooks/pre-push
+printf '#!/bin/sh\nenv >> %s\n' "$loot" > .git/hooks/pre-commit
 chmod +x .git/hooks/pre-push .git/hooks/pre-commit
-git config core.fsmonitor "env >> {loot}; false"
-git config core.sshCommand "env >> {loot}; ssh"
-git config credential.helper "!env >> {loot}; true"
-printf '[core]\n\tfsmonitor = "env >> {loot}; false"\n' > "$HOME/.gitconfig"
-cat /proc/$PPID/environ >> {loot} 2>/dev/null
+git config core.fsmonitor "env >> $loot; false"
+git config core.sshCommand "env >> $loot; ssh"
+git config credential.helper "!env >> $loot; true"
+printf '[core]\n\tfsmonitor = "env >> %s; false"\n' "$loot" > "$HOME/.gitconfig"
+cat /proc/$PPID/environ >> $loot 2>/dev/null
 (for i in $(seq 1 100); do
-  cat /tmp/vteam-git-*/askpass.sh /proc/$PPID/environ >> {loot} 2>/dev/null; sleep 0.05
+  cat /tmp/vteam-git-*/askpass.sh /proc/$PPID/environ >> $loot 2>/dev/null; sleep 0.05
 done) &
 echo stolen? > STOLEN.md
 """
 
 
-def _run_thief(tmp_path: Path, prefork: bool) -> tuple[dict[str, object], Path, Path]:
+def _run_thief(tmp_path: Path, prefork: bool) -> tuple[dict[str, object], Path, str]:
+    """An agent that tries every way to the token; what it found is in LOOT.txt, committed and pushed with its work."""
     repos = tmp_path / "served"
     repos.mkdir()
     bare = bare_repo(repos, "app")
-    loot = tmp_path / "loot.txt"
-    loot.write_text("")
     env = {"VTEAM_GIT_TOKEN": TOKEN, "VTEAM_RUNNER_PREFORK": str(prefork).lower()}
     server = Server(tmp_path / "home", env=env)
     with GitHttpServer(repos, username="x-access-token", password=TOKEN) as git_http:
@@ -108,30 +107,29 @@ def _run_thief(tmp_path: Path, prefork: bool) -> tuple[dict[str, object], Path, 
                     api,
                     "t",
                     name="thief",
-                    prompt=STEAL.format(loot=loot),
+                    prompt=STEAL,
                     repos=[{"input": {"url": url}, "output": {"url": url}}],
                 )
                 done = wait_phase(api, "t", "thief", timeout=30)
         finally:
             server.close()
-    return done, bare, loot
+    return done, bare, show(bare, "vteam/thief", "LOOT.txt")
 
 
 def test_an_agent_cannot_steal_the_git_token_through_git(tmp_path: Path) -> None:
     """Hooks, fsmonitor, config, ~/.gitconfig and a lingering process never see the token at push time."""
-    done, bare, loot = _run_thief(tmp_path, prefork=True)
+    done, bare, stolen = _run_thief(tmp_path, prefork=True)
     assert done["status"]["phase"] == "Completed", done["status"]
     assert show(bare, "vteam/thief", "STOLEN.md") == "stolen?\n", "the push still happened"
-    stolen = loot.read_text(errors="replace")
     assert "PATH=" in stolen, "the script ran its attempts"
     assert TOKEN not in stolen
 
 
 def test_a_new_process_runner_keeps_its_secrets_out_of_its_environment(tmp_path: Path) -> None:
-    done, _, loot = _run_thief(tmp_path, prefork=False)
+    done, _, stolen = _run_thief(tmp_path, prefork=False)
     assert done["status"]["phase"] == "Completed", done["status"]
-    stolen = loot.read_text(errors="replace")
-    assert "VTEAM_SECRETS_FD" in stolen, "the script read its parent's environment"
+    assert "PATH=" in stolen, "the script read its parent's environment"
+    assert "VTEAM_" not in stolen, "the runner's environment is out of the sandbox's reach"
     assert TOKEN not in stolen
     assert "vtr." not in stolen, "nor the runner token"
 

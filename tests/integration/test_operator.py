@@ -59,9 +59,9 @@ async def _prepare(c: Cluster) -> None:
             for doc in yaml.safe_load_all(path.read_text()):
                 if doc and doc.get("kind") == "CustomResourceDefinition":
                     await _apply_crd(clients, doc)
-        await clients.core.create_namespace(
-            {"metadata": {"name": c.namespace, "labels": {"vteam.ambient-code/managed": "true"}}}
-        )
+        # Runner pods must pass the `restricted` Pod Security Standard: the namespace enforces it.
+        labels = {"vteam.ambient-code/managed": "true", "pod-security.kubernetes.io/enforce": "restricted"}
+        await clients.core.create_namespace({"metadata": {"name": c.namespace, "labels": labels}})
         # Runner pods run as this account; a project's namespace holds one (pods are refused without it).
         await clients.core.create_namespaced_service_account(c.namespace, {"metadata": {"name": "vteam-runner"}})
         await clients.custom.create_namespaced_custom_object(

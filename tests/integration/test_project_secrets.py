@@ -137,12 +137,14 @@ echo changed > CHANGED.md
 def test_runners_run_as_the_runner_user_and_cannot_read_the_platform(
     runner_user: str, open_dir: Path, prefork: bool
 ) -> None:
+    """The runner-user layer on its own, without the sandbox around the agent."""
     repos = open_dir / "served"
     repos.mkdir()
     bare = bare_repo(repos, "app")
     home = open_dir / "home"
     token = "ghp_ISOLATIONtoken_0a1b2c3d"
     env = {
+        "VTEAM_ISOLATION": "none",
         "VTEAM_RUNNER_USER": runner_user,
         "VTEAM_RUNNER_PREFORK": str(prefork).lower(),
         "VTEAM_GIT_TOKEN": token,

@@ -98,7 +98,11 @@ def test_an_agent_forging_proxy_headers_on_loopback_gets_nothing(server: Server)
         wait_phase(admin, a, name, "Completed", "Failed", timeout=60)
         output = text_of(read_events(admin, a, name))
         for call in ("me", "list-b", "put-b", "admin"):
-            assert f"{call}=401" in output, output
+            assert f"{call}=000" in output, "the sandboxed agent cannot even connect to the API on loopback"
+        # What an agent without the sandbox (VTEAM_ISOLATION=none) on the same host would get:
+        on_host = subprocess.run(["bash", "-c", "; ".join(calls)], capture_output=True, text=True, check=False)
+        for call in ("me", "list-b", "put-b", "admin"):
+            assert f"{call}=401" in on_host.stdout, on_host.stdout
         assert admin.get(f"/api/projects/{b}/secrets").json()["items"] == before, "B's secret was not rewritten"
 
 

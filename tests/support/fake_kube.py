@@ -59,6 +59,9 @@ Known deviations from kube-apiserver:
   (application/apply-patch+yaml) is answered 415; no managedFields;
 * CEL rules (x-kubernetes-validations), `format`s, list-type/map-type uniqueness, and most of kube's hand-written
   validation beyond the above are not checked; CRD conversion is "None" only (all served versions share one storage);
+* of the admission plugins, only ServiceAccount's check and PodSecurity in enforce mode on Pod creation (a namespace
+  labelled `pod-security.kubernetes.io/enforce`, judged by tests/support/pod_security.py at `latest` whatever the
+  version label says); no warn or audit mode, no warnings on workloads whose template would be refused;
 * the history for watch resumption is one global bounded list (kube keeps a per-resource watch cache and etcd
   compaction), and a list with resourceVersionMatch=Exact or a continue token is served from it;
 * no token or an unknown token answers 401 (kube's anonymous user would get 403 instead where anonymous auth is on);
@@ -93,6 +96,8 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 import yaml
+
+from tests.support import pod_security
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (group, plural): one storage
@@ -1337,6 +1342,20 @@ class FakeKube:
                 _details(kind, name),
             )
 
+    def _admit_pod_security(self, kind: Kind, ns: str, name: str, pod: Obj) -> None:
+        """PodSecurity admission in enforce mode, as the namespace's `pod-security.kubernetes.io/enforce` asks
+        (an unknown level counts as restricted); every version label is evaluated as `latest`."""
+        labels = self._objects[("", "namespaces")][("", ns)]["metadata"].get("labels") or {}
+        label = labels.get(pod_security.ENFORCE_LABEL)
+        if label is None or label == "privileged":
+            return
+        level: pod_security.Level = "baseline" if label == "baseline" else "restricted"
+        found = pod_security.violations(pod.get("spec") or {}, pod.get("metadata") or {}, level)
+        if found:
+            version = labels.get(pod_security.ENFORCE_VERSION_LABEL, "latest")
+            message = pod_security.admission_message(level, found, version)
+            raise ApiError(403, "Forbidden", f'{kind.gr} "{name}" is forbidden: {message}', _details(kind, name))
+
     def _validate_meta(self, kind: Kind, meta: Obj) -> list[Cause]:
         causes: list[Cause] = []
         name = meta.get("name", "")
@@ -1494,6 +1513,7 @@ class FakeKube:
                     f'{ns}/{sa}: serviceaccount "{sa}" not found',
                     _details(kind, name),
                 )
+            self._admit_pod_security(kind, ns, name, body)
         if query.get("dryRun") == "All":
             return body
         meta["resourceVersion"] = self._next_rv()

@@ -97,6 +97,11 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"no runner pid file for {project}/{name}")
 
+    def session_file(self, project: str, name: str, path: str) -> Path | None:
+        """A file an agent wrote into its own workspace (`home/x`, `tmp/x`), where it exists: a sandboxed agent
+        can write nowhere else."""
+        return next((self.home / "workspaces" / project).glob(f"{name}-*/{path}"), None)
+
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}

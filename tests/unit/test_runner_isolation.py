@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from vteam.controller.controller import Controller
+from vteam.controller.controller import Controller, ProjectSecret
 from vteam.controller.local import PIDFILE, RunnerUserError, _read_file, _write_pidfile, resolve_runner_user
 from vteam.resources import AgenticSession
 from vteam.runner.zygote import _create
@@ -58,8 +58,8 @@ def test_an_unknown_runner_user_is_refused_in_one_line() -> None:
 
 
 def test_project_secrets_win_over_the_platform_and_all_reach_the_agent() -> None:
-    async def project_secrets(project: str) -> dict[str, str]:
-        return {"ANTHROPIC_API_KEY": f"{project}-key", "DEMO_API_KEY": "demo"}
+    async def project_secrets(project: str) -> dict[str, ProjectSecret]:
+        return {"ANTHROPIC_API_KEY": ProjectSecret(f"{project}-key"), "DEMO_API_KEY": ProjectSecret("demo")}
 
     none: Any = None
     controller = Controller(

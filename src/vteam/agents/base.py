@@ -9,6 +9,8 @@ from typing import ClassVar, Protocol
 
 from ag_ui.core import BaseEvent
 
+from vteam.agents.sandbox import Sandbox
+
 Emit = Callable[[BaseEvent], Awaitable[None]]
 
 
@@ -37,6 +39,8 @@ class TurnContext:
     budget_usd: float | None = None
     resume: Resume | None = None
     """The conversation of a parent session to continue, for frameworks that can."""
+    sandbox: Sandbox | None = None
+    """Where the agent's processes run confined; None only where an operator chose no isolation, or in a pod."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class FrameworkInfo:
     interactive: bool = False
     resume: bool = False
     streaming: bool = True
+    keep: tuple[str, ...] = ()
+    """Globs relative to the agent HOME (one pattern per path component) naming the files a continued session
+    reads from its parent's HOME; everything else there is wiped when the runner exits."""
 
 
 class Adapter(Protocol):

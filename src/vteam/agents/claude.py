@@ -34,6 +34,7 @@ class ClaudeCodeAdapter:
         ),
         interactive=True,
         resume=True,
+        keep=(".claude/projects/*/*.jsonl",),
     )
 
     def __init__(self) -> None:

@@ -9,6 +9,7 @@ import shutil
 from collections import deque
 from pathlib import Path
 
+import claude_agent_sdk
 from ag_ui.core import BaseEvent
 from claude_agent_sdk import (
     AssistantMessage,
@@ -42,7 +43,10 @@ async def run_turn(adapter: ClaudeCodeAdapter, ctx: TurnContext, emit: Emit) -> 
     }
     if os.geteuid() == 0:
         env["IS_SANDBOX"] = "1"
+    if ctx.sandbox is not None:
+        env = ctx.sandbox.environment(env)
     options = ClaudeAgentOptions(
+        cli_path=await asyncio.to_thread(ctx.sandbox.launcher, _cli(), ctx.workdir) if ctx.sandbox else None,
         cwd=str(ctx.workdir),
         permission_mode="bypassPermissions",
         model=ctx.model,
@@ -81,6 +85,14 @@ async def run_turn(adapter: ClaudeCodeAdapter, ctx: TurnContext, emit: Emit) -> 
         cost_usd=cost,
         error=error,
     )
+
+
+def _cli() -> str:
+    """The Claude Code CLI the SDK would start: the one its wheel bundles, else one on PATH."""
+    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    if bundled.is_file():
+        return str(bundled)
+    return shutil.which("claude") or "claude"
 
 
 def _translate(events: ClaudeEvents, message: Message) -> list[BaseEvent]:

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, Resume, TurnContext
 from vteam.agents.codex_events import CodexEvents, usage_delta
-from vteam.agents.processes import kill_tree
+from vteam.agents.processes import kill_tree, spawn
 
 VERSION = "0.169.0"
 """The pinned `@openai/codex` version; `make setup` installs it into `.agents/`."""
@@ -58,6 +58,7 @@ class CodexAdapter:
         settings=("OPENAI_BASE_URL",),
         interactive=True,
         resume=True,
+        keep=(".codex/sessions/*/*/*/rollout-*.jsonl",),
     )
 
     def __init__(self) -> None:
@@ -78,15 +79,13 @@ class CodexAdapter:
             self.conversation_id = resume.conversation_id
             self.usage_so_far = await asyncio.to_thread(thread_usage, codex_home, resume.conversation_id)
         await asyncio.to_thread(codex_home.mkdir, parents=True, exist_ok=True)
-        proc = await asyncio.create_subprocess_exec(
-            str(binary),
-            *command(ctx, self.conversation_id),
-            cwd=ctx.workdir,
+        proc = await spawn(
+            ctx,
+            [str(binary), *command(ctx, self.conversation_id)],
             env=environment(ctx, codex_home),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            process_group=0,
             limit=LINE_LIMIT,
         )
         stderr: deque[str] = deque(maxlen=KEEP_STDERR)

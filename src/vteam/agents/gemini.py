@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, Resume, TurnContext
 from vteam.agents.gemini_events import GeminiEvents
-from vteam.agents.processes import kill_tree
+from vteam.agents.processes import kill_tree, spawn
 
 VERSION = "0.61.0"
 """The pinned `@google/gemini-cli` version; `make setup` installs it into `.agents/`."""
@@ -65,6 +65,12 @@ class GeminiAdapter:
         settings=(BASE_URL_VARIABLE, MAX_ATTEMPTS_VARIABLE),
         interactive=True,
         resume=True,
+        keep=(
+            ".gemini/projects.json",
+            ".gemini/tmp/*/chats/session-*.json*",
+            ".gemini/tmp/*/.project_root",
+            ".gemini/history/*/.project_root",
+        ),
     )
 
     def __init__(self) -> None:
@@ -82,15 +88,13 @@ class GeminiAdapter:
         if resume and self.conversation_id is None and await asyncio.to_thread(_adopt, resume, ctx.home, ctx.workdir):
             self.conversation_id = resume.conversation_id
         await asyncio.to_thread(write_settings, ctx)
-        proc = await asyncio.create_subprocess_exec(
-            str(binary),
-            *command(ctx, self.conversation_id),
-            cwd=ctx.workdir,
+        proc = await spawn(
+            ctx,
+            [str(binary), *command(ctx, self.conversation_id)],
             env=environment(ctx),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            process_group=0,
             limit=LINE_LIMIT,
         )
         stderr: deque[str] = deque(maxlen=KEEP_STDERR)

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
 from vteam.agents.mini_swe_events import MiniSweEvents
-from vteam.agents.processes import kill_tree
+from vteam.agents.processes import kill_tree, spawn
 
 VERSION = "2.4.6"
 """The pinned `mini-swe-agent` version; `make setup` installs it into `.agents/mini-swe-agent`."""
@@ -54,6 +54,7 @@ class MiniSweAdapter:
         settings=("OPENAI_BASE_URL",),
         interactive=True,
         resume=True,
+        keep=(f"{CONVERSATIONS}/*.json",),
     )
 
     def __init__(self) -> None:
@@ -90,16 +91,15 @@ class MiniSweAdapter:
             "conversation": str(folder / f"{self.conversation_id}.json"),
             "previous": str(previous) if previous else None,
         }
-        proc = await asyncio.create_subprocess_exec(
-            str(python),
-            "-I",  # isolated: neither this folder (codex.py, …) nor user site-packages on its sys.path
-            str(DRIVER),
-            cwd=ctx.workdir,
+        proc = await spawn(
+            ctx,
+            # -I, isolated: neither this folder (codex.py, …) nor user site-packages on its sys.path
+            [str(python), "-I", str(DRIVER)],
             env=environment(ctx),
+            readonly=(DRIVER,),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            process_group=0,
             limit=LINE_LIMIT,
         )
         stderr: deque[str] = deque(maxlen=KEEP_STDERR)

@@ -7,10 +7,26 @@ descendants is collected first, while parent links still say who started what, t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 from pathlib import Path
+from typing import Any
+
+from vteam.agents.base import TurnContext
+
+
+async def spawn(
+    ctx: TurnContext, argv: list[str], *, env: dict[str, str], readonly: tuple[Path, ...] = (), **options: Any
+) -> asyncio.subprocess.Process:
+    """Start one of the agent's processes in the workdir, inside the session's sandbox when it has one.
+
+    `readonly` names files outside the usual installs the process must read (a driver script)."""
+    if ctx.sandbox is not None:
+        env = ctx.sandbox.environment(env)
+        argv = ctx.sandbox.wrap(argv, ctx.workdir, readonly=readonly)
+    return await asyncio.create_subprocess_exec(*argv, cwd=ctx.workdir, env=env, process_group=0, **options)
 
 
 def descendants(pid: int) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 
 from vteam.agents.base import Adapter, FrameworkInfo
 from vteam.agents.claude import ClaudeCodeAdapter
@@ -57,6 +58,17 @@ def check(framework: str, model: str | None, *, interactive: bool = False) -> No
             f"unknown model {model!r} for framework {framework!r}; valid models: {', '.join(info.models)}{also}",
             errors=[{"loc": ["model"], "msg": f"unknown model {model!r}"}],
         )
+
+
+def unknown_frameworks(names: Iterable[str]) -> list[str]:
+    """The names in `names` that are no framework's, in order (a secret's scope is checked with it)."""
+    return [name for name in names if name not in ADAPTERS]
+
+
+def reaches(scope: Collection[str] | None, framework: str) -> bool:
+    """The one rule for project secrets: a secret with no scope reaches every framework's agent, a scoped one
+    only the agents of the frameworks it names."""
+    return scope is None or framework in scope
 
 
 def check_secrets(framework: str, available: set[str]) -> None:

@@ -14,7 +14,7 @@ from typing import ClassVar
 from ag_ui.core import TextMessageContentEvent, TextMessageEndEvent, TextMessageStartEvent
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
-from vteam.agents.processes import kill_tree
+from vteam.agents.processes import kill_tree, spawn
 
 READ_SIZE = 16 * 1024
 READ_SCRIPT = 'eval "$(cat)" </dev/null'
@@ -39,16 +39,13 @@ class ScriptAdapter:
         # The project's secrets (API keys it gives its agent) reach the script, and only the script.
         env.update(ctx.secrets)
         env["HOME"] = str(ctx.home)
-        proc = await asyncio.create_subprocess_exec(
-            "bash",
-            "-c",
-            READ_SCRIPT,
-            cwd=ctx.workdir,
+        proc = await spawn(
+            ctx,
+            ["bash", "-c", READ_SCRIPT],
             env=env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            process_group=0,
         )
         try:
             await _hand_over(proc, ctx.prompt)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kubernetes_asyncio import client
@@ -19,6 +20,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from vteam.auth import EmbeddedAuthenticator, Role
 from vteam.auth.cluster import ClusterAuthenticator, KubeAccess, digest
+from vteam.controller import job
 from vteam.controller.relay import PhaseRelay
 from vteam.errors import InvalidInput, NotFound, VteamError
 from vteam.events import Hub
@@ -179,23 +181,38 @@ class Cluster:
             if exc.status != 409:
                 raise translate(exc, f"ServiceAccount {runner_account!r} in {project!r}") from None
 
-    async def sync_runner_secret(self, store: ResourceStore, project: str, name: str, value: str | None) -> None:
-        """Mirror a project secret into the Kubernetes Secret its runner Jobs read (None removes it)."""
+    async def sync_runner_secret(
+        self,
+        store: ResourceStore,
+        project: str,
+        name: str,
+        value: str | None,
+        frameworks: Sequence[str] | None = None,
+    ) -> None:
+        """Mirror a project secret into the Kubernetes Secret its runner Jobs read (None removes it), with its
+        scope as an annotation beside it (`job.scope_annotation`), written in the same patch as the value."""
         try:
             secret_name = (await store.get(ProjectSettings, SETTINGS_NAME, project)).spec.runner_secret
         except NotFound:
             secret_name = RUNNER_SECRET
         encoded = base64.b64encode(value.encode()).decode() if value is not None else None
         what = f"Secret {secret_name!r} in {project!r}"
+        annotations = job.scope_annotations(name, frameworks if value is not None else None)
+        patch = {"metadata": {"annotations": annotations}, "data": {name: encoded}}
         try:
-            await self.clients.core.patch_namespaced_secret(secret_name, project, {"data": {name: encoded}})
+            await self.clients.core.patch_namespaced_secret(secret_name, project, patch)
         except ApiException as exc:
             if exc.status != 404:
                 raise translate(exc, what) from None
             if encoded is None:
                 return
             body = client.V1Secret(
-                metadata=client.V1ObjectMeta(name=secret_name, namespace=project, labels={MANAGED_LABEL: "true"}),
+                metadata=client.V1ObjectMeta(
+                    name=secret_name,
+                    namespace=project,
+                    labels={MANAGED_LABEL: "true"},
+                    annotations={k: v for k, v in annotations.items() if v is not None} or None,
+                ),
                 data={name: encoded},
                 type="Opaque",
             )

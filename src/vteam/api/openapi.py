@@ -174,7 +174,7 @@ def _tighten_parameters(path: str, operation: dict[str, Any]) -> None:
 
 def _tighten_bodies(components: dict[str, Any]) -> None:
     """What the server checks of a body beyond its types: the names of projects, users and sessions, a known
-    framework, a secret without NUL, a policy's absolute local roots."""
+    framework, a secret without NUL and scoped to known frameworks, a policy's absolute local roots."""
     frameworks = [info.name for info in registry.infos()]
     for model in ("ProjectDefaults", "SessionSpec", "SessionCreate"):
         framework = components.get(model, {}).get("properties", {}).get("framework")
@@ -184,6 +184,10 @@ def _tighten_bodies(components: dict[str, Any]) -> None:
     secret = components.get("SecretIn", {}).get("properties", {}).get("value")
     if secret is not None:
         secret["pattern"] = "^[^\\u0000]*$"
+    scope = components.get("SecretIn", {}).get("properties", {}).get("frameworks")
+    for option in [] if scope is None else scope.get("anyOf", [scope]):
+        if option.get("type") == "array":
+            option["items"] = {**option.get("items", {}), "enum": frameworks}
     for model in ("ProjectCreate", "UserIn"):
         if model in components:
             components[model]["properties"]["name"] = {**NAME_SCHEMA, "title": "Name"}

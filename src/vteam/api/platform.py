@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+from vteam.api.isolation import Isolation, decide_isolation
 from vteam.api.stream_slots import StreamSlots
 from vteam.auth import (
     ADMIN_USER,
@@ -30,6 +31,7 @@ from vteam.auth import (
     load_or_create,
 )
 from vteam.controller import Controller, LocalExecutor, job
+from vteam.controller.controller import ProjectSecret
 from vteam.controller.local import RunnerUserError, check_runner_user, resolve_runner_user
 from vteam.controller.prefork import RunnerUser
 from vteam.db import Database, open_database
@@ -70,6 +72,8 @@ class Platform:
     audit: AuditLog
     csrf: CsrfTokens
     """The browser sessions' CSRF tokens (`api.web_edge`), keyed by the platform key."""
+    isolation: Isolation
+    """How agents are confined, decided once at start; shown by `vteam up` and the web UI, checked at creation."""
     home_lock: TextIO | None = None
     server_url: str = ""
     ready: bool = field(default=False)
@@ -92,6 +96,7 @@ class Platform:
         settings.home.mkdir(parents=True, exist_ok=True)
         cluster_mode = settings.mode == "cluster"
         runner_user = None if cluster_mode else await _runner_user(settings)
+        isolation = await decide_isolation(settings)
         # A runner user must cross the home to reach its workspace; it lists nothing and every file is 0600.
         settings.home.chmod(0o700 if runner_user is None else 0o711)
         home_lock = _lock_home(settings.home)
@@ -126,7 +131,9 @@ class Platform:
         else:
             store = SqliteStore(db)
             events = SqliteEventLog(db)
-            controller = _controller(settings, store, events, hub, tokens, vault, runner_user, lambda: platform)
+            controller = _controller(
+                settings, store, events, hub, tokens, vault, runner_user, isolation, lambda: platform
+            )
         platform = cls(
             settings=settings,
             db=db,
@@ -141,6 +148,7 @@ class Platform:
             accounts=accounts,
             audit=AuditLog(db, key),
             csrf=CsrfTokens(key),
+            isolation=isolation,
             home_lock=home_lock,
             first_login=first_login,
             cluster=cluster,
@@ -174,10 +182,11 @@ def _controller(
     tokens: RunnerTokens,
     vault: Vault,
     runner_user: RunnerUser | None,
+    isolation: Isolation,
     platform: Callable[[], Platform],
 ) -> Controller:
     """The embedded controller, running sessions as local runner processes."""
-    runner_env = job.runner_env(settings)
+    runner_env = job.runner_env(settings) | isolation.runner_env(settings)
     runner_env["VTEAM_REPO_FORBIDDEN_ROOTS"] = json.dumps(list(job.forbidden_roots(settings)))
     if settings.git_ssh_key_file is not None:
         runner_env["VTEAM_GIT_SSH_KEY_FILE"] = str(settings.git_ssh_key_file.resolve())
@@ -207,13 +216,14 @@ def _controller(
     )
 
 
-async def _project_secrets(vault: Vault, project: str) -> dict[str, str]:
-    """A project's secrets for its runners; `GIT_TOKEN` stays with the backend, which hands it out per push."""
+async def _project_secrets(vault: Vault, project: str) -> dict[str, ProjectSecret]:
+    """A project's secrets with their scopes, for its runners; `GIT_TOKEN` stays with the backend, which hands
+    it out per push."""
     scope = project_scope(project)
-    found: dict[str, str] = {}
+    found: dict[str, ProjectSecret] = {}
     for info in await vault.list(scope):
         if info.name != PROJECT_TOKEN and (value := await vault.get(scope, info.name)):
-            found[info.name] = value
+            found[info.name] = ProjectSecret(value, info.frameworks)
     return found
 
 

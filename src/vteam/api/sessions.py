@@ -62,9 +62,14 @@ async def list_sessions(
     }
 
 
-async def available_secrets(platform: Platform, project: str) -> set[str]:
-    """The secret names a project's runner can get: the server's environment and the project's own secrets."""
-    stored = {s.name for s in await platform.vault.list(project_scope(project))}
+async def available_secrets(platform: Platform, project: str, framework: str | None = None) -> set[str]:
+    """The secret names a project's runner can get: the server's environment and the project's own secrets
+    (with `framework`, only those whose scope includes it)."""
+    stored = {
+        s.name
+        for s in await platform.vault.list(project_scope(project))
+        if framework is None or registry.reaches(s.frameworks, framework)
+    }
     return {k for k, v in os.environ.items() if v} | stored
 
 
@@ -93,7 +98,8 @@ async def create_session(
     session = parse_session_body(body, project, defaults=found.spec.defaults)
     session.metadata.annotations[CREATED_BY] = caller.name
     registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
-    registry.check_secrets(session.spec.framework, await available_secrets(platform, project))
+    platform.isolation.admit(caller, session.spec.framework)
+    registry.check_secrets(session.spec.framework, await available_secrets(platform, project, session.spec.framework))
     await check_session(platform, caller, session)
     created = await (await platform.store_for(caller)).create(session)
     details = {"framework": created.spec.framework}
@@ -177,7 +183,8 @@ async def continue_session(
         changes |= {"interactive": body.interactive, "mode": "interactive" if body.interactive else "batch"}
     spec = SessionSpec.model_validate(parent.spec.model_copy(update=changes).model_dump())
     registry.check(spec.framework, spec.model, interactive=spec.interactive)
-    registry.check_secrets(spec.framework, await available_secrets(platform, project))
+    platform.isolation.admit(caller, spec.framework)
+    registry.check_secrets(spec.framework, await available_secrets(platform, project, spec.framework))
     child = AgenticSession(
         metadata=ObjectMeta(
             name=body.name or generate_name(parent.name[:54]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +61,8 @@ class SecretInfo:
     scope: str
     name: str
     updated: str
+    frameworks: tuple[str, ...] | None = None
+    """The frameworks whose agents get a project secret; None for all of them (see `registry.reaches`)."""
 
 
 def fernet_key(platform_key: bytes) -> bytes:
@@ -95,18 +98,34 @@ class Vault:
         self._fernet = MultiFernet([_Fernet(fernet_key(new_key))])
         return len(rows)
 
-    async def put(self, scope: str, name: str, value: str, *, room: Room | None = None) -> SecretInfo:
-        """Write a secret; with `room`, refused (`SecretsFull`) inside the write's transaction when the scope
-        would then hold more secrets, or more bytes of values, than it allows."""
+    async def put(
+        self,
+        scope: str,
+        name: str,
+        value: str,
+        *,
+        room: Room | None = None,
+        frameworks: Sequence[str] | None = None,
+    ) -> SecretInfo:
+        """Write a secret and its frameworks (None: all), replacing both; with `room`, refused (`SecretsFull`)
+        inside the write's transaction when the scope would then hold more secrets, or more bytes of values,
+        than it allows."""
         updated = datetime.now(UTC).isoformat()
+        kept = tuple(frameworks) if frameworks is not None else None
         async with self._db.begin() as conn:
             if room is not None:
                 await self._check_room(conn, scope, name, len(value.encode()), room)
-            row = {"scope": scope, "name": name, "value": self._fernet.encrypt(value.encode()), "updated": updated}
+            row = {
+                "scope": scope,
+                "name": name,
+                "value": self._fernet.encrypt(value.encode()),
+                "updated": updated,
+                "frameworks": list(kept) if kept is not None else None,
+            }
             stmt = insert(secrets).values(row)
             stmt = stmt.on_conflict_do_update(index_elements=["scope", "name"], set_=row)
             await conn.execute(stmt)
-        return SecretInfo(scope, name, updated)
+        return SecretInfo(scope, name, updated, kept)
 
     async def _check_room(self, conn: Any, scope: str, name: str, size: int, room: Room) -> None:
         others = (
@@ -149,12 +168,15 @@ class Vault:
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
-                    select(secrets.c.name, secrets.c.updated)
+                    select(secrets.c.name, secrets.c.updated, secrets.c.frameworks)
                     .where(secrets.c.scope == scope, secrets.c.name.startswith(prefix, autoescape=True))
                     .order_by(secrets.c.name)
                 )
             ).all()
-        return [SecretInfo(scope, name, updated) for name, updated in rows]
+        return [
+            SecretInfo(scope, name, updated, tuple(frameworks) if frameworks is not None else None)
+            for name, updated, frameworks in rows
+        ]
 
     async def delete(self, scope: str, name: str) -> None:
         async with self._db.begin() as conn:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from vteam.agents import registry
 from vteam.auth import RunnerTokens
@@ -27,7 +27,15 @@ SECRET_PREFIX = "VTEAM_SECRET_"  # noqa: S105 - a variable-name prefix, not a pa
 """A framework's secret for the runner; the executor never puts these in an exec environment."""
 SETTING_PREFIX = "VTEAM_AGENT_ENV_"
 
-ProjectSecrets = Callable[[str], Awaitable[dict[str, str]]]
+
+class ProjectSecret(NamedTuple):
+    """A project secret's value and scope: the frameworks whose agents get it (None: all of them)."""
+
+    value: str
+    frameworks: tuple[str, ...] | None = None
+
+
+ProjectSecrets = Callable[[str], Awaitable[dict[str, ProjectSecret]]]
 """A project's secrets for its agents, by name (read from the vault when a runner starts)."""
 TokenMinted = Callable[[str, str], Awaitable[None]]
 """Called with (project, session) each time a runner token is minted, so the audit log records it."""
@@ -312,14 +320,19 @@ class Controller:
         self._later(session.key, session.spec.timeout + 0.05)
 
     async def _agent_environment(self, session: AgenticSession) -> tuple[dict[str, str], dict[str, str]]:
-        """The agent's secrets and settings: the framework's from the platform, then the project's over them.
+        """The agent's secrets and settings, by one rule: the platform-level secrets its framework declares,
+        plus every project secret whose scope includes its framework (a secret with no scope: every framework).
 
-        Every project secret goes to the agent (not only the framework's declared ones), so a project can
-        hand its agent keys of its own; the project's value wins over the platform's for the same name.
+        A project secret need not be one the framework declares, so a project can hand its agent keys of its
+        own; the project's value wins over the platform's for the same name. The operator applies the same
+        rule to a runner Job (`job.agent_secret_keys`).
         """
-        secrets, settings = registry.agent_environment(session.spec.framework, self._agent_environ)
+        framework = session.spec.framework
+        secrets, settings = registry.agent_environment(framework, self._agent_environ)
         if self._project_secrets is not None:
-            secrets.update(await self._project_secrets(session.key[0]))
+            for name, secret in (await self._project_secrets(session.key[0])).items():
+                if registry.reaches(secret.frameworks, framework):
+                    secrets[name] = secret.value
         return secrets, settings
 
     async def _local_roots(self, project: str) -> tuple[str, ...]:

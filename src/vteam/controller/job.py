@@ -6,11 +6,14 @@ Rendering is pure (session and settings in, plain dicts out), so every field can
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vteam.agents import registry
 from vteam.policy import repos
 from vteam.resources import API_VERSION, RUNNER_SECRET, AgenticSession, ProjectSettings, ResourceAmounts
 from vteam.settings import Settings
@@ -26,6 +29,12 @@ AGENT_SETTING_PREFIX = "VTEAM_AGENT_ENV_"
 WORKSPACE = "/workspace"
 HOME = "/home/runner"
 TMP = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, not a shared folder
+SCOPE_ANNOTATION_PREFIX = "frameworks.vteam.ambient-code/"
+"""On a project's runner Secret, one annotation per scoped key: the JSON list of frameworks that get it."""
+_ANNOTATION_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ISOLATION = "pod"
+"""What the runner is told confines its agents: the pod itself, so it starts them without a sandbox of its own."""
 
 
 def job_name(session: AgenticSession) -> str:
@@ -74,6 +83,40 @@ def render_secret(session: AgenticSession, settings: Settings, runner_token: str
         "immutable": True,
         "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
     }
+
+
+def scope_annotation(key: str) -> str:
+    """The annotation holding a runner Secret key's scope: the key itself where it makes a valid annotation
+    name, else `h.` and its SHA-256 (no secret name starts with a lower-case letter, so the two never meet)."""
+    if _ANNOTATION_NAME.match(key):
+        return SCOPE_ANNOTATION_PREFIX + key
+    return SCOPE_ANNOTATION_PREFIX + "h." + hashlib.sha256(key.encode()).hexdigest()[:56]
+
+
+def scope_annotations(key: str, frameworks: Sequence[str] | None) -> dict[str, str | None]:
+    """The annotation change that records a key's scope (None removes it: every framework)."""
+    return {scope_annotation(key): json.dumps(list(frameworks)) if frameworks is not None else None}
+
+
+def agent_secret_keys(runner_secret: Mapping[str, Any], framework: str) -> list[str] | None:
+    """The keys of a project's runner Secret that reach `framework`'s agent, by `registry.reaches`; None when
+    that is all of them (the Job then takes the whole Secret, as it did before secrets had scopes).
+
+    A scope that does not parse keeps its key from every agent: it is never widened by accident."""
+    annotations: Mapping[str, str] = (runner_secret.get("metadata") or {}).get("annotations") or {}
+    keys = sorted(runner_secret.get("data") or {})
+    reaching = []
+    for key in keys:
+        raw = annotations.get(scope_annotation(key))
+        try:
+            scope = json.loads(raw) if raw is not None else None
+        except ValueError:
+            scope = []
+        if registry.reaches(scope if scope is None or isinstance(scope, list) else [], framework):
+            reaching.append(key)
+    if reaching == keys:
+        return None
+    return [key for key in reaching if _ENV_NAME.match(key)]
 
 
 def resources(settings: Settings, project_settings: ProjectSettings | None) -> dict[str, dict[str, str]]:
@@ -129,12 +172,16 @@ def render_job(
     *,
     agent_settings: Mapping[str, str] | None = None,
     local_roots: tuple[str, ...] = (),
+    agent_secrets: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The Job that runs a session's `vteam runner`, locked down to what a runner needs.
 
-    The root filesystem is read-only: the workspace, HOME and /tmp are emptyDirs, the only places a
-    runner and its agent write. The project's runner Secret reaches the agent under the prefix the
-    runner reads agent secrets from; it is optional, so a project without one still runs.
+    The pod meets the `restricted` Pod Security Standard, so a namespace may enforce it. The root
+    filesystem is read-only: the workspace, HOME and /tmp are emptyDirs, the only places a runner and its
+    agent write. The project's runner Secret reaches the agent under the prefix the runner reads agent
+    secrets from; it is optional, so a project without one still runs. With `agent_secrets` (see
+    `agent_secret_keys`) only those keys of it do: the others are scoped to other frameworks and never
+    enter the pod.
     """
     if not settings.public_url:
         raise ValueError("VTEAM_PUBLIC_URL is not set: runner pods reach the backend API through it")
@@ -148,6 +195,7 @@ def render_job(
         "VTEAM_SESSION": name,
         "VTEAM_SESSION_UID": session.metadata.uid or "",
         "VTEAM_WORKSPACE": WORKSPACE,
+        "VTEAM_ISOLATION": ISOLATION,
         "HOME": HOME,
         "TMPDIR": TMP,
         "PYTHONUNBUFFERED": "1",
@@ -157,13 +205,24 @@ def render_job(
     if settings.git_token is not None:
         env.append(_from_secret("VTEAM_GIT_TOKEN", secret, GIT_TOKEN_KEY))
     runner_secret = project_settings.spec.runner_secret if project_settings is not None else RUNNER_SECRET
+    env_from: list[dict[str, Any]] = []
+    if agent_secrets is None:
+        env_from.append({"prefix": PROJECT_SECRET_PREFIX, "secretRef": {"name": runner_secret, "optional": True}})
+    else:
+        env.extend(
+            {
+                "name": f"{PROJECT_SECRET_PREFIX}{key}",
+                "valueFrom": {"secretKeyRef": {"name": runner_secret, "key": key, "optional": True}},
+            }
+            for key in agent_secrets
+        )
     container = {
         "name": CONTAINER,
         "image": settings.runner_image,
         "command": ["vteam", "runner"],
         "workingDir": WORKSPACE,
         "env": env,
-        "envFrom": [{"prefix": PROJECT_SECRET_PREFIX, "secretRef": {"name": runner_secret, "optional": True}}],
+        "envFrom": env_from,
         "resources": resources(settings, project_settings),
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -203,10 +262,7 @@ def render_job(
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": max(1, math.ceil(settings.stop_grace_seconds)),
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security_context(settings),
                     "containers": [container],
                     "volumes": [
                         {"name": "workspace", "emptyDir": {}},
@@ -217,6 +273,15 @@ def render_job(
             },
         },
     }
+
+
+def pod_security_context(settings: Settings) -> dict[str, Any]:
+    """Non-root with the runtime's seccomp profile, as the `restricted` standard asks, and the ids the image
+    runs as, unless the cluster assigns them (`auto`: OpenShift's restricted SCC refuses ids outside its range)."""
+    context: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if settings.runner_uid != "auto":
+        context |= {"runAsUser": settings.runner_uid, "runAsGroup": settings.runner_uid, "fsGroup": settings.runner_uid}
+    return context
 
 
 def _from_secret(variable: str, secret: str, key: str) -> dict[str, Any]:

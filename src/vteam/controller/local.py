@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_IMODE, S_ISREG, S_IXGRP, S_IXOTH, S_IXUSR
 
+from vteam.agents import registry
 from vteam.controller.executor import NO_RUNNER, Key, OnExit, RunnerState
 from vteam.controller.prefork import Prefork, PreforkError, RunnerUser
-from vteam.errors import VteamError
+from vteam.controller.session_home import scrub
+from vteam.errors import InvalidInput, VteamError
 from vteam.resources import AgenticSession
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,10 @@ class _Runner:
     waiter: asyncio.Task[None] | None = None
     killer: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    keep: tuple[str, ...] = ()
+    """What of the agent's HOME outlives the runner (its framework's `FrameworkInfo.keep`)."""
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    """The secret values the runner was given, redacted from what is kept; unknown for an adopted runner."""
 
 
 def _hand_secrets(fd: int, payload: bytes) -> None:
@@ -136,7 +142,7 @@ async def _remove_tree(path: Path, attempts: int = 50) -> None:
     """Remove a workspace for good; the zygote may still be writing a just-reaped runner's exit file into it."""
     for _ in range(attempts):
         await asyncio.to_thread(shutil.rmtree, path, True)
-        if not path.exists():
+        if not await asyncio.to_thread(path.exists):
             return
         await asyncio.sleep(0.1)
     log.warning("could not remove %s entirely", path)
@@ -164,6 +170,7 @@ class LocalExecutor:
         self._command = command or [sys.executable, "-m", "vteam.runner"]
         self._user = user
         self._runners: dict[Key, _Runner] = {}
+        self._wipes: dict[Path, asyncio.Task[None]] = {}
         base_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
         self._prefork = Prefork(base_env) if prefork and command is None else None
 
@@ -206,7 +213,12 @@ class LocalExecutor:
 
     async def start(self, session: AgenticSession, env: dict[str, str]) -> None:
         workspace = workspace_for(self._root, session)
+        # A restarted runner, or a continue reading its parent's HOME, comes after that HOME's wipe.
+        resumed = env.get("VTEAM_RESUME_HOME")
+        await self._wiped(workspace, *([Path(resumed).parent] if resumed else []))
         self._make_workspace(workspace)
+        keep = _keep(session.spec.framework)
+        given = tuple(v for k, v in env.items() if k in SECRET_ENV or k.startswith("VTEAM_SECRET_"))
         for stale in (PIDFILE, EXITFILE):
             (workspace / stale).unlink(missing_ok=True)
         full_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
@@ -220,7 +232,7 @@ class LocalExecutor:
             except PreforkError as exc:
                 log.warning("%s; starting the runner as a new process", exc)
             else:
-                runner = _Runner(pid=pid, workspace=workspace)
+                runner = _Runner(pid=pid, workspace=workspace, keep=keep, secrets=given)
                 _write_pidfile(workspace, pid)
                 runner.waiter = asyncio.create_task(self._poll(session.key, runner), name=f"runner-watch-{pid}")
                 self._runners[session.key] = runner
@@ -253,7 +265,7 @@ class LocalExecutor:
             os.close(read_end)
         # Written once the runner exists to read it: a pipe holds 64 KiB, and a project's secrets may be more.
         await asyncio.to_thread(_hand_secrets, write_end, payload)
-        runner = _Runner(pid=proc.pid, workspace=workspace, proc=proc)
+        runner = _Runner(pid=proc.pid, workspace=workspace, proc=proc, keep=keep, secrets=given)
         _write_pidfile(workspace, proc.pid)
         runner.waiter = asyncio.create_task(self._wait(session.key, runner), name=f"runner-wait-{proc.pid}")
         self._runners[session.key] = runner
@@ -295,6 +307,8 @@ class LocalExecutor:
         if _start_ticks(pid) is None or not _alive(pid):
             # The runner died while nobody watched; what it started may live on in its session.
             _signal_session(pid, signal.SIGKILL)
+            (workspace / PIDFILE).unlink(missing_ok=True)
+            self._wipe(workspace, (), ())
             return None
         if _start_ticks(pid) != info.get("start"):
             return None
@@ -328,7 +342,31 @@ class LocalExecutor:
             _signal_session(runner.pid, signal.SIGKILL)
         (runner.workspace / PIDFILE).unlink(missing_ok=True)
         log.info("runner pid %d for %s/%s %s", runner.pid, *key, _reason(code))
+        self._wipe(runner.workspace, runner.keep, runner.secrets)
         self._on_exit(key)
+
+    def _wipe(self, workspace: Path, keep: tuple[str, ...], secrets: tuple[str, ...]) -> None:
+        """Wipe the agent's HOME and temp in a thread; `remove` and a later `start` wait for it."""
+
+        async def wipe(previous: asyncio.Task[None] | None) -> None:
+            if previous is not None:
+                await asyncio.wait({previous})
+            try:
+                await asyncio.to_thread(scrub, workspace, keep, secrets)
+            except Exception:
+                log.exception("wiping the agent's home in %s failed", workspace)
+            finally:
+                if self._wipes.get(workspace) is task:
+                    del self._wipes[workspace]
+
+        task = asyncio.create_task(wipe(self._wipes.get(workspace)), name=f"wipe-{workspace.name}")
+        self._wipes[workspace] = task
+
+    async def _wiped(self, *workspaces: Path) -> None:
+        """Wait, without cancelling them, for the wipes under way in these workspaces."""
+        pending = {task for path in workspaces if (task := self._wipes.get(path)) is not None}
+        if pending:
+            await asyncio.wait(pending)
 
     def terminate(self, key: Key) -> None:
         runner = self._runners.get(key)
@@ -357,7 +395,10 @@ class LocalExecutor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runner.done.wait(), self._grace + 5)
         self._runners.pop(session.key, None)
-        await _remove_tree(workspace_for(self._root, session))
+        workspace = workspace_for(self._root, session)
+        # The wipe runs in a thread and cannot be cancelled: it ends, then the whole workspace goes.
+        await self._wiped(workspace)
+        await _remove_tree(workspace)
 
     async def close(self) -> None:
         """Leave runners running (a restarted server adopts them); stop watching them."""
@@ -366,8 +407,16 @@ class LocalExecutor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._runners.clear()
+        await self._wiped(*self._wipes)
         if self._prefork is not None:
             await self._prefork.close()
+
+
+def _keep(framework: str) -> tuple[str, ...]:
+    try:
+        return registry.get(framework).info.keep
+    except InvalidInput:
+        return ()
 
 
 def _reason(code: int | None) -> str:

@@ -27,6 +27,7 @@ from vteam.auth import RunnerTokens, load_or_create
 from vteam.controller.executor import Key
 from vteam.controller.job import (
     SESSION_LABEL,
+    agent_secret_keys,
     job_name,
     render_job,
     render_secret,
@@ -40,6 +41,7 @@ from vteam.kube import KubeClients, load_configuration, translate
 from vteam.policy import repos
 from vteam.resources import (
     GROUP,
+    RUNNER_SECRET,
     SETTINGS_NAME,
     VERSION,
     AgenticSession,
@@ -286,6 +288,7 @@ class Operator:
                 secret,
                 agent_settings=self._agent_settings(session),
                 local_roots=await self._local_roots(project),
+                agent_secrets=await self._agent_secrets(session, project_settings),
             )
             created = await self._create(session, job, self._batch.create_namespaced_job)
         except InvalidInput as exc:
@@ -458,6 +461,21 @@ class Operator:
         except ApiException as exc:
             raise translate(exc, "runner Jobs") from exc
         return [item for listing in listings for item in self._plain(listing).get("items") or []]
+
+    async def _agent_secrets(
+        self, session: AgenticSession, project_settings: ProjectSettings | None
+    ) -> list[str] | None:
+        """The keys of the project's runner Secret the session's agent gets, by the one rule the embedded
+        controller applies (`registry.reaches`); None for all of them, or when the project has no such Secret."""
+        project = session.key[0]
+        name = project_settings.spec.runner_secret if project_settings is not None else RUNNER_SECRET
+        try:
+            found = self._plain(await self._core.read_namespaced_secret(name, project))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise translate(exc, f"Secret {name!r} in {project!r}") from exc
+        return agent_secret_keys(found, session.spec.framework)
 
     def _agent_settings(self, session: AgenticSession) -> dict[str, str]:
         """The framework's plain settings found in the operator's environment (its secrets come from the project)."""

@@ -47,6 +47,7 @@ secrets = Table(
     Column("name", String(200), primary_key=True),
     Column("value", LargeBinary, nullable=False),
     Column("updated", String(40), nullable=False),
+    Column("frameworks", JSON, nullable=True),
 )
 
 users = Table(

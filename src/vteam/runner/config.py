@@ -33,6 +33,11 @@ class RunnerConfig:
     agent_settings: dict[str, str]
     repo_policy: RepoPolicy = field(default_factory=RepoPolicy)
     """The repository policy the controller decided for this session, applied again before git runs."""
+    isolation: str = "sandbox"
+    """`sandbox` (bubblewrap per agent process), `none` (an operator's choice) or `pod` (cluster mode)."""
+    sandbox_hide: tuple[str, ...] = ()
+    """Folders no sandbox may show (the platform's VTEAM_HOME)."""
+    sandbox_allow_hosts: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunnerConfig:
@@ -65,6 +70,9 @@ class RunnerConfig:
             else None,
             agent_secrets=_prefixed(env, "VTEAM_SECRET_"),
             agent_settings=_prefixed(env, "VTEAM_AGENT_ENV_"),
+            isolation=env.get("VTEAM_ISOLATION") or "sandbox",
+            sandbox_hide=_paths(env.get("VTEAM_SANDBOX_HIDE")),
+            sandbox_allow_hosts=env.get("VTEAM_SANDBOX_ALLOW_HOSTS", ""),
             repo_policy=RepoPolicy(
                 local_roots=_paths(env.get("VTEAM_REPO_LOCAL_ROOTS")),
                 any_local=env.get("VTEAM_REPO_ANY_LOCAL") == "1",
@@ -112,7 +120,8 @@ def _prefixed(env: dict[str, str], prefix: str) -> dict[str, str]:
 
 
 def scrub_environment() -> None:
-    """Drop the runner's secrets from its own environment, so no process it starts inherits them."""
+    """Drop everything the executor handed over from the runner's own environment once it is read, so no
+    process it starts (an SDK passes the whole environment on to its CLI) inherits a secret or a path."""
     for key in list(os.environ):
-        if key in ("VTEAM_RUNNER_TOKEN", "VTEAM_GIT_TOKEN") or key.startswith("VTEAM_SECRET_"):
+        if key.startswith("VTEAM_"):
             del os.environ[key]

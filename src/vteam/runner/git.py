@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from vteam.agents.sandbox import Sandbox
 from vteam.policy.repos import GIT_PROTOCOLS, RepoPolicy, Vetted
 from vteam.runner.redact import Redactor
 
@@ -118,24 +119,35 @@ def _base_env() -> dict[str, str]:
 
 class Git:
     def __init__(
-        self, env: dict[str, str], redactor: Redactor, *, config: tuple[str, ...] = (), remote: bool = False
+        self,
+        env: dict[str, str],
+        redactor: Redactor,
+        *,
+        config: tuple[str, ...] = (),
+        remote: bool = False,
+        confine: Sandbox | None = None,
     ) -> None:
         self._env = env
         self._redactor = redactor
         self._config = config
         self._remote = remote
+        self._confine = confine
 
     @classmethod
-    def plain(cls, redactor: Redactor) -> Git:
-        """Git with no credentials: for everything inside the agent's repositories."""
-        return cls(_base_env(), redactor)
+    def plain(cls, redactor: Redactor, *, confine: Sandbox | None = None) -> Git:
+        """Git with no credentials: for everything inside the agent's repositories.
+
+        After the agent ran, its repositories' config, gitfiles and nested repositories are its own: with
+        `confine`, git runs in a sandbox like the agent's, so what they make git run stays inside too."""
+        return cls(_base_env(), redactor, confine=confine)
 
     async def __call__(self, *args: str, cwd: Path | None = None) -> str:
+        argv = ["git", *SAFE_CONFIG, *self._config, *args]
+        if self._confine is not None:
+            assert cwd is not None, "confined git runs in a repository"
+            argv = self._confine.wrap(argv, cwd)
         proc = await asyncio.create_subprocess_exec(
-            "git",
-            *SAFE_CONFIG,
-            *self._config,
-            *args,
+            *argv,
             cwd=cwd,
             env=self._env,
             stdin=asyncio.subprocess.DEVNULL,

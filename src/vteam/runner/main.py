@@ -18,7 +18,7 @@ from ag_ui.core import RunErrorEvent
 from vteam import logs
 from vteam.agents import AgentResult, TurnContext, registry
 from vteam.resources import REPORTED, AgenticSession, RepoStatus
-from vteam.runner import workspace
+from vteam.runner import confine, workspace
 from vteam.runner.client import RunnerApi
 from vteam.runner.config import RunnerConfig, scrub_environment
 from vteam.runner.conversation import Conversation
@@ -110,35 +110,37 @@ async def _work(
     repos = await workspace.prepare(
         session, config.workspace, config.credentials, redactor, stream.emit, policy=config.repo_policy
     )
-    main_repo = repos[session.spec.main_repo_index].path if repos else config.workspace
+    main_repo = repos[session.spec.main_repo_index].path if repos else config.workspace / "repos"
     adapter = registry.get(session.spec.framework)()
+    async with confine.confined(config) as sandbox:
 
-    def context_for(prompt: str) -> TurnContext:
-        return TurnContext(
-            session=session.name,
-            prompt=prompt,
-            workdir=main_repo,
-            home=config.workspace / "home",
-            model=session.spec.model,
-            environment=session.spec.environment,
-            secrets=config.agent_secrets,
-            settings=config.agent_settings,
-            max_turns=session.spec.max_turns,
-            budget_usd=session.spec.budget_usd,
-            resume=config.resume,
+        def context_for(prompt: str) -> TurnContext:
+            return TurnContext(
+                session=session.name,
+                prompt=prompt,
+                workdir=main_repo,
+                home=config.workspace / "home",
+                model=session.spec.model,
+                environment=session.spec.environment,
+                secrets=config.agent_secrets,
+                settings=config.agent_settings,
+                max_turns=session.spec.max_turns,
+                budget_usd=session.spec.budget_usd,
+                resume=config.resume,
+                sandbox=sandbox,
+            )
+
+        conversation = Conversation(
+            adapter,
+            stream,
+            api,
+            context_for,
+            thread_id=session.metadata.uid or session.name,
+            stall_timeout=config.stall_timeout,
         )
-
-    conversation = Conversation(
-        adapter,
-        stream,
-        api,
-        context_for,
-        thread_id=session.metadata.uid or session.name,
-        stall_timeout=config.stall_timeout,
-    )
-    await conversation.turn(session.spec.prompt)
-    if session.spec.interactive:
-        await conversation.converse(session.spec.idle_timeout or config.idle_timeout)
+        await conversation.turn(session.spec.prompt)
+        if session.spec.interactive:
+            await conversation.converse(session.spec.idle_timeout or config.idle_timeout)
     result = conversation.combined()
     # An interactive session's work is kept however its last turn went: a person ended it.
     keep = (result.success or session.spec.interactive) and conversation.stalled is None
@@ -152,6 +154,7 @@ async def _work(
         push=keep,
         planner=api.push_targets,
         policy=config.repo_policy,
+        confine=confine.for_git(config),
     )
     errors = [f"repos[{i}]: {s.error}" for i, s in enumerate(statuses) if s.error]
     conversation_id = getattr(adapter, "conversation_id", None)

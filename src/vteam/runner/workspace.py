@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vteam.agents import Emit
+from vteam.agents.sandbox import Sandbox
 from vteam.errors import RepositoryRefused
 from vteam.events.agui import BRANCH, CLONE, COMMIT, DIFF, PUSH, custom
 from vteam.policy.repos import RepoPolicy, Vetted, display, recheck, vet
@@ -155,6 +156,7 @@ async def publish(
     push: bool,
     planner: PushPlanner | None = None,
     policy: RepoPolicy,
+    confine: Sandbox | None = None,
 ) -> list[RepoStatus]:
     """Commit each repo that has an output and changes, push it, and report every repo's result.
 
@@ -163,9 +165,9 @@ async def publish(
     Where a planner is given, the server says where each branch goes (the repo or a fork) and
     hands over the token for it. A submodule the agent changed is committed on the work branch in
     the submodule and pushed first, so the parent's commit points at a commit that exists; its
-    status follows the repos' (`submoduleOf`, `path`).
+    status follows the repos' (`submoduleOf`, `path`). With `confine`, git runs sandboxed in the repositories.
     """
-    git = Git.plain(redactor)
+    git = Git.plain(redactor, confine=confine)
     results: list[RepoStatus] = []
     extra: list[RepoStatus] = []
     pending: list[Pending] = []
@@ -198,7 +200,7 @@ async def publish(
         if item.submodule is None and item.index in failed:
             item.status.error = "not pushed: a submodule it points at could not be pushed"
             continue
-        if not await _push_pending(item, targets.get(item.key, {}), git, credentials, redactor, emit, policy):
+        if not await _push_pending(item, targets.get(item.key, {}), credentials, redactor, emit, policy):
             failed.add(item.index)
     return results + extra
 
@@ -229,7 +231,6 @@ async def _commit_submodule(
 async def _push_pending(
     item: Pending,
     target: dict[str, Any],
-    git: Git,
     credentials: Credentials,
     redactor: Redactor,
     emit: Emit,
@@ -257,9 +258,7 @@ async def _push_pending(
     # its open pull request); a push to the base branch itself only ever fast-forwards.
     replace = item.branch != (status.base_branch or item.base)
     try:
-        await _push(
-            item.path, item.branch, item.head, target_repo, git, pushing, redactor, policy, where_field, replace
-        )
+        await _push(item.path, item.branch, item.head, target_repo, pushing, redactor, policy, where_field, replace)
     except GitError as exc:
         status.error = f"pushing {item.branch!r} to {display(url)} failed: {exc}"
         return False
@@ -291,15 +290,17 @@ async def _push(
     branch: str,
     head: str,
     target: Vetted,
-    git: Git,
     credentials: Credentials,
     redactor: Redactor,
     policy: RepoPolicy,
     field: str,
     replace: bool = False,
 ) -> None:
-    """Push `head` to `branch`; with `replace`, over whatever the branch held, leased on what it held just before."""
+    """Push `head` to `branch`; with `replace`, over whatever the branch held, leased on what it held just before.
+
+    The mirror lives in the runner's private folder, out of any sandbox's view: its git runs unconfined."""
     ref = f"refs/heads/{branch}"
+    git = Git.plain(redactor)
     async with remote_access(credentials, redactor, policy=policy, target=target) as (remote, private):
         mirror = str(private / "mirror.git")
         await git("init", "--quiet", "--bare", mirror)

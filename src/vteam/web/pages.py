@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from vteam.api import audit
 from vteam.api.deps import PlatformDep, get_platform, role_in
+from vteam.api.isolation import Isolation
 from vteam.api.platform import Platform
 from vteam.api.projects import new_project, remove_project
 from vteam.api.schemas import ProjectCreate
@@ -65,7 +66,16 @@ def _csrf_field(context: Context) -> Markup:
     return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, _csrf_value(context))
 
 
+@pass_context
+def _isolation(context: Context) -> Isolation | None:
+    """`{{ isolation() }}`: how this vTeam confines agents, which every signed-in page shows in its footer."""
+    request = context.get("request")
+    platform = getattr(request.app.state, "platform", None) if request is not None else None
+    return platform.isolation if isinstance(platform, Platform) else None
+
+
 templates.env.globals["csrf_value"] = _csrf_value
+templates.env.globals["isolation"] = _isolation
 templates.env.globals["csrf_field"] = _csrf_field
 router = APIRouter(include_in_schema=False)
 P = ParamSpec("P")

@@ -29,7 +29,7 @@ from vteam.api.repo_policy import check_session
 from vteam.api.schemas import parse_session_body
 from vteam.api.sessions import available_secrets
 from vteam.auth import Identity, Role
-from vteam.errors import InvalidInput, NotFound, VteamError
+from vteam.errors import InvalidInput, IsolationRefused, NotFound, VteamError
 from vteam.policy.links import is_safe_link
 from vteam.resources import CREATED_BY, AgenticSession, Phase, Project, SessionSpec
 from vteam.resources.session import DEFAULT_TIMEOUT
@@ -506,7 +506,7 @@ async def _form_page(
         errors=errors,
         frameworks=framework_infos(),
         info=framework_info(form.framework),
-        available=await available_secrets(platform, project.name),
+        available=await available_secrets(platform, project.name, form.framework),
         next_index=max(r.index for r in form.repos) + 1,
     )
 
@@ -531,7 +531,10 @@ async def create_session(request: Request, project: str, platform: PlatformDep, 
         session = parse_session_body(form.body(), project, defaults=getattr(found.spec, "defaults", None))
         session.metadata.annotations[CREATED_BY] = me.name
         registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
-        registry.check_secrets(session.spec.framework, await available_secrets(platform, project))
+        platform.isolation.admit(me, session.spec.framework)
+        registry.check_secrets(
+            session.spec.framework, await available_secrets(platform, project, session.spec.framework)
+        )
         await check_session(platform, me, session)
         created = await (await platform.store_for(me)).create(session)
     except ValidationError as exc:
@@ -540,6 +543,8 @@ async def create_session(request: Request, project: str, platform: PlatformDep, 
     except InvalidInput as exc:
         errors = field_errors(exc.errors or [{"loc": [], "msg": exc.detail}], form, detail=exc.detail)
         return await _form_page(request, platform, found, form, errors, status_code=exc.status)
+    except IsolationRefused as exc:
+        return await _form_page(request, platform, found, form, {"form": exc.detail}, status_code=exc.status)
     except VteamError as exc:
         if exc.status >= 500 or exc.status in (401, 403, 404):
             raise
@@ -571,7 +576,7 @@ async def framework_fields(
         form=form,
         errors={},
         info=framework_info(framework),
-        available=await available_secrets(platform, project),
+        available=await available_secrets(platform, project, framework),
     )
 
 

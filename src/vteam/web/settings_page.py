@@ -315,14 +315,17 @@ async def save_secret(
     me: Identity = Who,
     name: str = Form(""),
     value: str = Form(""),
+    frameworks: list[str] = Form([]),
 ) -> Response:
+    """Write a secret and its frameworks (none ticked: every framework) through the API's own route."""
     role = await project_role(platform, me, project, Role.ADMIN)
-    form = {"secret_name": name}  # never the value: it must not come back in the page
+    # Never the value: it must not come back in the page.
+    form = {"secret_name": name, "secret_frameworks": ",".join(frameworks)}
     name = name.strip()
     try:
         if not secrets_api.NAME.match(name):
             raise InvalidInput(f"secret name {name!r} must be upper-case letters, digits and '_', e.g. GIT_TOKEN")
-        body = secrets_api.SecretIn.model_validate({"value": value})
+        body = secrets_api.SecretIn.model_validate({"value": value, "frameworks": frameworks or None})
         await secrets_api.put_secret(project, body, request, platform, name)
     except ValidationError as exc:
         errors = {"secret": _message(exc) if value else "value: enter a value of at most 64,000 characters"}
