@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import time
 import uuid
@@ -18,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.api import create_session, read_events, sessions_path, text_of, wait_phase
+from tests.support.api import create_session, get_session, phases_of, read_events, sessions_path, text_of, wait_phase
 from tests.support.browser import signed_in
 from tests.support.server import Server
 
@@ -175,3 +176,39 @@ def test_by_default_runners_are_told_to_sandbox_their_agents(start: Start, tmp_p
     assert env["VTEAM_SANDBOX_ALLOW_HOSTS"] == "gateway.lan:8443"
     with signed_in(server.url, server.token, timeout=30) as browser:
         assert footer(browser) == f"Isolation: sandbox {sandbox.group(1)}"
+
+
+def test_sessions_queued_while_a_sandbox_worked_are_checked_again_when_they_start(start: Start, tmp_path: Path) -> None:
+    """Sessions created while bubblewrap worked, still Pending when the server restarts without it: the
+    controller refuses an editor's as creation would now, before any runner starts, and runs an admin's script."""
+    server = start({"VTEAM_MAX_RUNNING_SESSIONS": "1", "VTEAM_MAX_RUNNING_SESSIONS_PER_PROJECT": "1"})
+    assert isolation_lines(server)[0].startswith("isolation: sandbox ")
+    with server.client() as admin:
+        project = new_project(admin)
+        create_session(admin, project, name="long", prompt="sleep 600")
+        wait_phase(admin, project, "long", "Running")
+        with server.client(token=editor_key(admin, project)) as editor:
+            create_session(editor, project, name="by-editor", prompt="echo editor ran")
+        create_session(admin, project, name="by-admin", prompt="echo admin ran")
+        time.sleep(0.3)
+        for name in ("by-editor", "by-admin"):
+            assert get_session(admin, project, name)["status"]["phase"] == "Pending"
+        long_runner = server.runner_pid(project, "long")
+    server.stop()
+    os.killpg(long_runner, signal.SIGKILL)  # its slot frees at the restart
+
+    server.env["PATH"] = path_without_bwrap(tmp_path / "bin")
+    server.start()
+    assert isolation_lines(server)[-1].startswith(f"isolation: unavailable ({NO_BWRAP})")
+    with server.client() as admin:
+        failed = wait_phase(admin, project, "by-editor", timeout=30)
+        assert failed["status"]["phase"] == "Failed", failed["status"]
+        assert failed["status"]["message"] == REFUSED
+        events = read_events(admin, project, "by-editor")
+        assert [e["type"] for e in events] == ["vteam.phase"], "the refused session never ran"
+        assert phases_of(events) == ["Failed"]
+        assert not list((server.home / "workspaces" / project).glob("by-editor-*")), "no runner was started"
+
+        ran = wait_phase(admin, project, "by-admin", timeout=30)
+        assert ran["status"]["phase"] == "Completed", ran["status"]
+        assert text_of(read_events(admin, project, "by-admin")) == "admin ran\n"

@@ -1,9 +1,10 @@
-"""After the agent's turn the runner commits in repositories the agent controlled: their config, gitfiles and
-nested repositories could make git run a command. That git runs in a sandbox like the agent's, so the
-command stays inside it: it cannot write on the host, and the session still commits and pushes."""
+"""After the agent's turn the runner commits and pushes from repositories the agent controlled: their config,
+gitfiles and nested repositories could make git run a command, and their alternates could make git read
+another repository's objects. That git runs in a sandbox like the agent's, so neither reaches the host."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +67,53 @@ def test_without_the_sandbox_the_same_config_would_run_on_the_host(tmp_path: Pat
             _run(server, tmp_path, "unconfined")
     finally:
         server.close()
+
+
+BORROW = """
+echo {victim}/objects >> .git/objects/info/alternates
+echo changed > CHANGED.md && git add -A
+tree=$(git write-tree)
+commit=$(printf 'tree %s\\nparent %s\\nauthor a <a@a> 0 +0000\\ncommitter a <a@a> 0 +0000\\n\\nborrowed\\n' \\
+  "$tree" {sha} | git hash-object -t commit -w --stdin --literally)
+git update-ref HEAD "$commit"
+"""
+
+
+def _borrow(server: Server, tmp_path: Path, project: str) -> tuple[Path, str]:
+    """An agent names another repository's object store as its own and points its branch past that history."""
+    (tmp_path / "elsewhere").mkdir()
+    victim = bare_repo(tmp_path / "elsewhere", "victim", files={"SECRET.md": "another tenant's code\n"})
+    sha = subprocess.run(
+        ["git", "--git-dir", str(victim), "rev-parse", "main"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    repo = bare_repo(tmp_path, files={"README.md": "hello\n"})
+    with server.client(timeout=30) as api:
+        api.post("/api/projects", json={"name": project})
+        create_session(
+            api,
+            project,
+            name="borrow",
+            prompt=BORROW.format(victim=victim, sha=sha),
+            repos=[{"input": {"url": str(repo)}, "output": {"url": str(repo)}}],
+        )
+        wait_phase(api, project, "borrow", timeout=60)
+    return repo, sha
+
+
+def _has(repo: Path, sha: str) -> bool:
+    return subprocess.run(["git", "--git-dir", str(repo), "cat-file", "-e", sha], check=False).returncode == 0
+
+
+def test_a_push_never_carries_another_repositorys_objects(server: Server, tmp_path: Path) -> None:
+    repo, sha = _borrow(server, tmp_path, "borrow")
+    assert not _has(repo, sha), "another repository's commit reached the session's output"
+
+
+def test_without_the_sandbox_the_push_would_carry_them(tmp_path: Path) -> None:
+    """The attack is real: unconfined, git follows the agent's alternates to any object store on the host."""
+    server = Server(tmp_path / "home", env={"VTEAM_ISOLATION": "none"}).start()
+    try:
+        repo, sha = _borrow(server, tmp_path, "borrow-unconfined")
+    finally:
+        server.close()
+    assert _has(repo, sha)

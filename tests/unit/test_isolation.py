@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from vteam.agents.sandbox import SandboxSupport
 from vteam.api.isolation import Isolation, Mode, decide
-from vteam.auth import Identity
+from vteam.api.platform import _isolation_refuses
+from vteam.auth import Accounts, Identity
+from vteam.db import open_database
 from vteam.errors import IsolationRefused
+from vteam.resources import CREATED_BY, AgenticSession, ObjectMeta, SessionSpec
 from vteam.settings import Settings
 
 MISSING = SandboxSupport(False, "bubblewrap is not installed (apt-get install bubblewrap)")
@@ -51,3 +55,40 @@ def test_runners_hear_none_where_no_sandbox_can_be_made_and_what_to_hide_and_all
     }
     assert Isolation("sandbox", WORKS.detail).runner_env(settings)["VTEAM_ISOLATION"] == "sandbox"
     assert Isolation("pod", "cluster mode").line() == "isolation: pod (cluster mode)"
+
+
+@pytest.fixture
+async def accounts(tmp_path: Path) -> AsyncIterator[Accounts]:
+    database = await open_database(tmp_path / "vteam.db")
+    yield Accounts(database)
+    await database.close()
+
+
+def created_by(creator: str, framework: str) -> AgenticSession:
+    return AgenticSession(
+        metadata=ObjectMeta(name="s", namespace="p", annotations={CREATED_BY: creator}),
+        spec=SessionSpec(prompt="echo hi", framework=framework),
+    )
+
+
+async def test_at_start_the_creators_session_is_refused_as_creation_would_refuse_it_now(
+    accounts: Accounts, tmp_path: Path
+) -> None:
+    """The controller's check when a runner is about to start: the 403's words, judged by who created it."""
+    await accounts.create_user("ada", admin=True)
+    await accounts.create_user("bob")
+    settings = Settings(home=tmp_path)
+    unavailable = Isolation("unavailable", MISSING.detail)
+    with pytest.raises(IsolationRefused) as refused:
+        unavailable.admit(EDITOR, "script")
+    assert await _isolation_refuses(settings, unavailable, accounts, created_by("ada", "script")) is None
+    for creator, framework in (("ada", "codex"), ("bob", "script"), ("key:p/editor", "script"), ("", "script")):
+        why = await _isolation_refuses(settings, unavailable, accounts, created_by(creator, framework))
+        assert why == refused.value.detail, (creator, framework)
+    # The admin token's sessions are created by `admin`, a platform admin whether or not that user exists.
+    assert await _isolation_refuses(settings, unavailable, accounts, created_by("admin", "script")) is not None
+    with_token = Settings(home=tmp_path, admin_token="t0ken")
+    assert await _isolation_refuses(with_token, unavailable, accounts, created_by("admin", "script")) is None
+    for mode in ("sandbox", "none", "pod"):
+        confined = Isolation(mode, "")
+        assert await _isolation_refuses(settings, confined, accounts, created_by("bob", "codex")) is None

@@ -8,6 +8,7 @@ every process inside, whatever it did to detach.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shlex
@@ -60,8 +61,9 @@ PROXY_PORT = 3128
 RUN = Path("/run/vteam")
 """Where the sandbox finds the bridge and the egress socket; a tmpfs of its own, read-only binds only."""
 BRIDGE = Path(__file__).with_name("sandbox_bridge.py")
-TMP_LIMIT = 1 << 30
-"""Bytes the in-memory /tmp of one sandboxed process may hold."""
+MEMORY_LIMIT = 64 << 20
+"""Bytes an in-memory folder of a sandbox (/dev/shm, and /tmp where the session has no temp folder) may hold:
+an agent's temp files go to the session's folder on disk, so no sandbox can fill the machine's memory."""
 ETC = (
     "alternatives",
     "ca-certificates",
@@ -152,7 +154,11 @@ class Sandbox:
         if self.private is not None:
             for name in IDENTITY:
                 args += ["--ro-bind-try", str(self.private / name), f"/etc/{name}"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_LIMIT), "--tmpfs", "/tmp"]  # noqa: S108
+        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(MEMORY_LIMIT), "--tmpfs", "/dev/shm"]  # noqa: S108
+        if self.tmpdir is not None:
+            args += ["--bind", str(self.tmpdir), "/tmp"]  # noqa: S108
+        else:
+            args += ["--size", str(MEMORY_LIMIT), "--tmpfs", "/tmp"]  # noqa: S108
         for path in dict.fromkeys((*self.readonly, *readonly)):
             args += ["--ro-bind-try", str(path), str(path)]
         for path in self.hide:
@@ -167,7 +173,7 @@ class Sandbox:
             for port in self.mirror_ports:
                 bridge += ["--mirror", str(port)]
             argv = [*bridge, "--", *argv]
-        for path in (RUN.parent, *self.hide, Path("/")):
+        for path in (RUN.parent, *self.hide, Path("/dev"), Path("/")):
             args += ["--remount-ro", str(path)]
         args += ["--chdir", str(cwd), "--"]
         return [*args, *argv]
@@ -226,3 +232,8 @@ def identity(private: Path, home: Path) -> None:
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
     )
     (private / "group").write_text(f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
+
+
+def widened(sandbox: Sandbox | None, *folders: Path) -> Sandbox | None:
+    """The same confinement, writing to more folders (a runner's mirror beside the repositories it fetches)."""
+    return None if sandbox is None else dataclasses.replace(sandbox, writable=(*sandbox.writable, *folders))

@@ -1,6 +1,7 @@
 """The isolation in force: decided once at start, shown by `vteam up` and the web UI, told to every runner,
-and checked when a session is created, so that where no sandbox can be made agents do not run unconfined
-unless an operator said so."""
+and checked when a session is created and again when its runner starts (a session may have been created while
+a sandbox could still be made), so that where none can be made agents do not run unconfined unless an operator
+said so."""
 
 from __future__ import annotations
 
@@ -45,14 +46,20 @@ class Isolation:
     def wire(self) -> dict[str, str]:
         return {"mode": self.mode, "detail": self.detail}
 
-    def admit(self, caller: Identity, framework: str) -> None:
-        """Refuse (403) a session that would run unconfined although no operator chose that."""
-        if self.mode != "unavailable" or (caller.admin and framework == ADMIN_FRAMEWORK):
-            return
-        raise IsolationRefused(
+    def refusal(self, *, admin: bool, framework: str) -> str | None:
+        """Why a session of this framework, created by a platform admin or not, may not run here (it would run
+        unconfined although no operator chose that), or None where it may."""
+        if self.mode != "unavailable" or (admin and framework == ADMIN_FRAMEWORK):
+            return None
+        return (
             f"this vTeam cannot sandbox agents here ({self.detail}); only platform admins may run the "
             f"{ADMIN_FRAMEWORK} framework until bubblewrap works, or an operator sets VTEAM_ISOLATION=none"
         )
+
+    def admit(self, caller: Identity, framework: str) -> None:
+        """Refuse (403) a session that would run unconfined although no operator chose that."""
+        if (why := self.refusal(admin=caller.admin, framework=framework)) is not None:
+            raise IsolationRefused(why)
 
     def runner_env(self, settings: Settings) -> dict[str, str]:
         """The runner's part: the mode, what the sandbox masks (vTeam's home) and the hosts it may reach."""

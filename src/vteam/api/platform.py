@@ -39,6 +39,7 @@ from vteam.errors import VteamError
 from vteam.events import EventLog, Hub
 from vteam.events.sqlite import SqliteEventLog
 from vteam.forges import PROJECT_TOKEN, Forges, project_scope
+from vteam.resources import CREATED_BY, AgenticSession
 from vteam.settings import Settings
 from vteam.store import ResourceStore, SqliteStore
 
@@ -132,7 +133,7 @@ class Platform:
             store = SqliteStore(db)
             events = SqliteEventLog(db)
             controller = _controller(
-                settings, store, events, hub, tokens, vault, runner_user, isolation, lambda: platform
+                settings, store, events, hub, tokens, vault, accounts, runner_user, isolation, lambda: platform
             )
         platform = cls(
             settings=settings,
@@ -181,6 +182,7 @@ def _controller(
     hub: Hub,
     tokens: RunnerTokens,
     vault: Vault,
+    accounts: Accounts,
     runner_user: RunnerUser | None,
     isolation: Isolation,
     platform: Callable[[], Platform],
@@ -213,6 +215,7 @@ def _controller(
         resync_seconds=settings.resync_seconds,
         project_secrets=lambda project: _project_secrets(vault, project),
         token_minted=lambda project, name: _token_minted(platform(), project, name),
+        refuses=lambda session: _isolation_refuses(settings, isolation, accounts, session),
     )
 
 
@@ -225,6 +228,29 @@ async def _project_secrets(vault: Vault, project: str) -> dict[str, ProjectSecre
         if info.name != PROJECT_TOKEN and (value := await vault.get(scope, info.name)):
             found[info.name] = ProjectSecret(value, info.frameworks)
     return found
+
+
+async def _isolation_refuses(
+    settings: Settings, isolation: Isolation, accounts: Accounts, session: AgenticSession
+) -> str | None:
+    """Why the isolation in force would now refuse to create this session (`Isolation.admit`), judged by
+    its creator, for the controller to check again when the runner is about to start."""
+    framework = session.spec.framework
+    if isolation.refusal(admin=False, framework=framework) is None:
+        return None
+    return isolation.refusal(admin=await _created_by_admin(settings, accounts, session), framework=framework)
+
+
+async def _created_by_admin(settings: Settings, accounts: Accounts, session: AgenticSession) -> bool:
+    """Whether the session's creator (its CREATED_BY, the caller's name) is a platform admin now, as
+    `EmbeddedAuthenticator` decides it: the admin token's `admin`, or a user vTeam's accounts mark admin.
+    An access key (`key:…`) or a runner (`runner:…`) never is (user names are DNS labels, without ':'); nor
+    is a trusted proxy's person, whose admin came from groups that are not kept: refusing errs on the safe side."""
+    creator = session.metadata.annotations.get(CREATED_BY, "")
+    if creator == ADMIN_USER and settings.admin_token is not None:
+        return True
+    user = await accounts.get_user(creator) if creator else None
+    return user is not None and user.admin
 
 
 async def _token_minted(platform: Platform, project: str, name: str) -> None:

@@ -39,6 +39,8 @@ ProjectSecrets = Callable[[str], Awaitable[dict[str, ProjectSecret]]]
 """A project's secrets for its agents, by name (read from the vault when a runner starts)."""
 TokenMinted = Callable[[str, str], Awaitable[None]]
 """Called with (project, session) each time a runner token is minted, so the audit log records it."""
+Refuses = Callable[[AgenticSession], Awaitable[str | None]]
+"""Why a session may not start here now (the isolation in force would refuse to create it), or None."""
 
 
 class Controller:
@@ -60,6 +62,7 @@ class Controller:
         max_running_per_project: int | None = None,
         project_secrets: ProjectSecrets | None = None,
         token_minted: TokenMinted | None = None,
+        refuses: Refuses | None = None,
     ) -> None:
         self._store = store
         self._events = events
@@ -73,6 +76,7 @@ class Controller:
         self._resync = resync_seconds
         self._project_secrets = project_secrets
         self._token_minted = token_minted
+        self._refuses = refuses
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -266,6 +270,11 @@ class Controller:
     async def _start(self, session: AgenticSession) -> None:
         project, name = session.key
         uid = session.metadata.uid or ""
+        # Checked again here, not only at creation: a session created or queued while a sandbox could be made
+        # may come to start after a restart on a machine where none can be made any more.
+        if self._refuses is not None and (why := await self._refuses(session)) is not None:
+            await set_phase(self._store, self._events, self._hub, project, name, Phase.FAILED, message=why)
+            return
         await set_phase(
             self._store,
             self._events,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vteam.agents import Emit
-from vteam.agents.sandbox import Sandbox
+from vteam.agents.sandbox import Sandbox, widened
 from vteam.errors import RepositoryRefused
 from vteam.events.agui import BRANCH, CLONE, COMMIT, DIFF, PUSH, custom
 from vteam.policy.repos import RepoPolicy, Vetted, display, recheck, vet
@@ -200,7 +203,7 @@ async def publish(
         if item.submodule is None and item.index in failed:
             item.status.error = "not pushed: a submodule it points at could not be pushed"
             continue
-        if not await _push_pending(item, targets.get(item.key, {}), credentials, redactor, emit, policy):
+        if not await _push_pending(item, targets.get(item.key, {}), credentials, redactor, emit, policy, confine):
             failed.add(item.index)
     return results + extra
 
@@ -235,6 +238,7 @@ async def _push_pending(
     redactor: Redactor,
     emit: Emit,
     policy: RepoPolicy,
+    confine: Sandbox | None,
 ) -> bool:
     status = item.status
     if target.get("error"):
@@ -258,7 +262,9 @@ async def _push_pending(
     # its open pull request); a push to the base branch itself only ever fast-forwards.
     replace = item.branch != (status.base_branch or item.base)
     try:
-        await _push(item.path, item.branch, item.head, target_repo, pushing, redactor, policy, where_field, replace)
+        await _push(
+            item.path, item.branch, item.head, target_repo, pushing, redactor, policy, where_field, replace, confine
+        )
     except GitError as exc:
         status.error = f"pushing {item.branch!r} to {display(url)} failed: {exc}"
         return False
@@ -295,25 +301,33 @@ async def _push(
     policy: RepoPolicy,
     field: str,
     replace: bool = False,
+    confine: Sandbox | None = None,
 ) -> None:
     """Push `head` to `branch`; with `replace`, over whatever the branch held, leased on what it held just before.
 
-    The mirror lives in the runner's private folder, out of any sandbox's view: its git runs unconfined."""
+    The commits go into a fresh bare mirror first. With `confine`, that fetch runs sandboxed: the agent's
+    repository may name other object stores on the host (`objects/info/alternates`), which must stay out
+    of reach. Only the push from the mirror, which the runner made, runs with credentials and unconfined."""
     ref = f"refs/heads/{branch}"
-    git = Git.plain(redactor)
-    async with remote_access(credentials, redactor, policy=policy, target=target) as (remote, private):
-        mirror = str(private / "mirror.git")
-        await git("init", "--quiet", "--bare", mirror)
-        await git("--git-dir", mirror, "fetch", "--quiet", "--no-tags", str(path), f"+HEAD:{ref}")
+    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="vteam-mirror-"))
+    try:
+        mirror = str(folder / "mirror.git")
+        local = Git.plain(redactor, confine=widened(confine, folder))
+        await local("init", "--quiet", "--bare", mirror, cwd=folder)
+        await local("--git-dir", mirror, "fetch", "--quiet", "--no-tags", str(path), f"+HEAD:{ref}", cwd=folder)
+        git = Git.plain(redactor)
         fetched = (await git("--git-dir", mirror, "rev-parse", ref)).strip()
         if fetched != head:
             raise GitError(f"the repository changed while it was being pushed ({fetched[:12]} is not {head[:12]})")
         await recheck(target, policy, field=field)
-        push = ["--git-dir", mirror, "push", "--porcelain"]
-        if replace:
-            held = (await remote("--git-dir", mirror, "ls-remote", "--heads", "--", target.url, ref)).split()
-            push.append(f"--force-with-lease={ref}:{held[0] if held else ''}")
-        await remote(*push, "--", target.url, f"{ref}:{ref}")
+        async with remote_access(credentials, redactor, policy=policy, target=target) as (remote, _):
+            push = ["--git-dir", mirror, "push", "--porcelain"]
+            if replace:
+                held = (await remote("--git-dir", mirror, "ls-remote", "--heads", "--", target.url, ref)).split()
+                push.append(f"--force-with-lease={ref}:{held[0] if held else ''}")
+            await remote(*push, "--", target.url, f"{ref}:{ref}")
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, True)
 
 
 async def _commit(
