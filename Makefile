@@ -2,11 +2,17 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# vTeam with its test tools (`make test`), or only what `vteam up` needs (`make run`); the first implies the second.
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 HOST ?= 127.0.0.1
 PORT ?= 8080
-# Agent frameworks that come from npm (the Codex CLI), pinned, installed into $(AGENTS) by `setup`.
+# Agent frameworks, pinned, installed into $(AGENTS) by `frameworks`: after the platform starts under `make run`
+# (in the background, logging to $(INSTALL_LOG)), before the tests under `make test`. Whoever installs holds
+# $(INSTALL_LOCK), so two installs never overlap, and vTeam reads it to tell "installing" from "not installed".
 AGENTS := .agents
+INSTALL_LOCK := $(AGENTS)/.install.lock
+INSTALL_LOG := $(AGENTS)/install.log
 CODEX_VERSION := 0.169.0
 CODEX_STAMP := $(AGENTS)/.codex-$(CODEX_VERSION)
 # mini-swe-agent lives in a venv of its own: its litellm needs openai<3, and vTeam's tests use openai 3.
@@ -26,7 +32,7 @@ TESTDATA := .testdata
 OCTOKIT_OPENAPI_VERSION := 23.0.2
 OCTOKIT_OPENAPI_STAMP := $(TESTDATA)/.octokit-openapi-$(OCTOKIT_OPENAPI_VERSION)
 
-.PHONY: run test lint typecheck bench setup system node clean manifests
+.PHONY: run test lint typecheck bench setup platform frameworks system node clean manifests
 
 # Debian packages the platform needs at run time (git, and bubblewrap for the agents' sandbox); installed when
 # missing.
@@ -42,7 +48,11 @@ $(BIN)/python: | system
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
+
+$(RUN_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(RUN_STAMP)
 
 PACKAGE_OF = sed -e 's/^bwrap$$/bubblewrap/' -e 's/^sshd$$/openssh-server/' -e 's/^ssh$$/openssh-client/' -e 's/^node$$/nodejs/'
 APT = $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$@"' apt
@@ -89,9 +99,23 @@ $(OCTOKIT_OPENAPI_STAMP): | node
 node: | $(BIN)/python
 	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
 
-setup: system $(STAMP) $(WEB_STAMP) $(CODEX_STAMP) $(MINI_SWE_STAMP) $(GEMINI_STAMP) ## create .venv and install vTeam with its test tools and agent CLIs
+FRAMEWORK_STAMPS := $(CODEX_STAMP) $(MINI_SWE_STAMP) $(GEMINI_STAMP)
 
-run: setup ## start the platform on http://$(HOST):$(PORT)
+frameworks: | node ## install the agent framework CLIs into .agents (after any install already under way)
+	@mkdir -p $(AGENTS)
+	@flock $(INSTALL_LOCK) $(MAKE) --no-print-directory $(FRAMEWORK_STAMPS)
+
+platform: system $(RUN_STAMP) $(WEB_STAMP) ## install what `vteam up` itself needs
+
+setup: system $(STAMP) $(WEB_STAMP) frameworks ## create .venv and install vTeam with its test tools and agent CLIs
+
+# The platform starts as soon as its own dependencies are in; the frameworks install meanwhile, each ready (in
+# GET /api/runner-types and the web UI) once its CLI is in. `flock -n` skips the install when one is running.
+run: platform ## start the platform on http://$(HOST):$(PORT), installing the agent CLIs in the background
+	@mkdir -p $(AGENTS)
+	@flock -n $(INSTALL_LOCK) sh -c '$(MAKE) --no-print-directory $(FRAMEWORK_STAMPS) > $(INSTALL_LOG) 2>&1' \
+		</dev/null >/dev/null 2>&1 &
+	@echo "agent frameworks: installing in the background where missing (progress: tail -f $(INSTALL_LOG))"
 	$(BIN)/vteam up --host $(HOST) --port $(PORT)
 
 lint: setup

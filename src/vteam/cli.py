@@ -1,23 +1,29 @@
-"""`vteam`: run the platform (`up`, `runner`) and drive it (`project`, `session`)."""
+"""`vteam`: run the platform (`up`, `runner`) and drive it (`project`, `session`).
+
+Commands that only talk HTTP must start fast, so this module imports only typer at the top: the HTTP client
+(httpx, asyncio) is imported when a command first calls the API, and the server side (fastapi, sqlalchemy,
+uvicorn, the api, the controller) only inside `up`, `runner` and `operator`. tests/cli/test_startup.py holds it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from vteam import credentials
-from vteam.client import DEFAULT_SERVER, ApiError, BadInput, Client, Unreachable, check_server
-from vteam.resources.validation import split_repo_arg
+
+if TYPE_CHECKING:
+    from vteam.client import Client
+
+# httpx imports its own command line (click, rich, pygments: ~25 ms a command) unless it cannot; vteam never runs it.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 T = TypeVar("T")
 
@@ -29,7 +35,15 @@ session_app = typer.Typer(help="Create, inspect, follow, stop and delete session
 app.add_typer(project_app, name="project")
 app.add_typer(session_app, name="session")
 
-ServerOpt = Annotated[str, typer.Option("--server", envvar="VTEAM_SERVER", help="URL of the vTeam API.")]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="VTEAM_SERVER",
+        show_default=False,
+        help="URL of the vTeam API (default: the server `vteam login` signed in to, else http://127.0.0.1:8080).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", envvar="VTEAM_PROJECT", help="Project name.")]
 
@@ -37,15 +51,30 @@ FINAL = {"Completed", "Failed", "Stopped", "TimedOut"}
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    """Print `error: MESSAGE` as one whole line on stderr (a server's multi-line detail joined) and exit."""
+    typer.echo("error: " + " ".join(part.strip() for part in message.splitlines() if part.strip()), err=True)
     raise typer.Exit(code)
 
 
-def call(server: str, action: Callable[[Client], Awaitable[T]]) -> T:
-    """Run one async client action; API problems and connection failures become one line and exit 1."""
+def server_url(given: str | None) -> str:
+    """Which server a command talks to: `--server` or `VTEAM_SERVER`, else the one `vteam login` signed in to,
+    else the default local address."""
+    from vteam.client import DEFAULT_SERVER
+
+    return given or credentials.current_server() or DEFAULT_SERVER
+
+
+def call(server: str | None, action: Callable[[Client], Awaitable[T]], *, token: str | None = None) -> T:
+    """Run one async client action (with `token`, else the saved one); API problems and connection failures
+    become one line and exit 1."""
+    import asyncio
+
+    from vteam.client import ApiError, BadInput, Client, Unreachable
+
+    url = server_url(server)
 
     async def runner() -> T:
-        async with Client(server, credentials.token_for(server)) as client:
+        async with Client(url, token or credentials.token_for(url)) as client:
             return await action(client)
 
     try:
@@ -54,7 +83,6 @@ def call(server: str, action: Callable[[Client], Awaitable[T]]) -> T:
         fail(str(exc))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    raise AssertionError("unreachable")
 
 
 def table(rows: list[list[str]], headers: list[str]) -> None:
@@ -75,6 +103,9 @@ def up(
 ) -> None:
     """Run the platform: API and web UI, with local runners (embedded mode) or, with VTEAM_MODE=cluster, as the
     backend of a Kubernetes deployment whose operator runs sessions as Jobs."""
+    import asyncio
+    import socket
+
     import uvicorn
 
     from vteam import logs
@@ -166,6 +197,8 @@ def operator(
     ] = None,
 ) -> None:
     """Run the cluster-mode operator: each session's runner as a Kubernetes Job (reads VTEAM_* settings)."""
+    import asyncio
+
     from vteam import logs
     from vteam.controller.operator import run
     from vteam.errors import VteamError
@@ -195,7 +228,7 @@ def project_create(
     name: str,
     display_name: Annotated[str | None, typer.Option("--display-name")] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project."""
@@ -205,7 +238,7 @@ def project_create(
 
 
 @project_app.command("list")
-def project_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def project_list(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """List projects."""
     result = call(server, lambda c: c.request("GET", "/api/projects"))
     if as_json:
@@ -218,19 +251,21 @@ def project_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -
 
 
 @project_app.command("get")
-def project_get(name: str, server: ServerOpt = DEFAULT_SERVER) -> None:
+def project_get(name: str, server: ServerOpt = None) -> None:
     """Show one project as JSON."""
     emit_json(call(server, lambda c: c.request("GET", f"/api/projects/{name}")))
 
 
 @project_app.command("delete")
-def project_delete(name: str, server: ServerOpt = DEFAULT_SERVER) -> None:
+def project_delete(name: str, server: ServerOpt = None) -> None:
     """Delete a project and all of its sessions."""
     call(server, lambda c: c.request("DELETE", f"/api/projects/{name}"))
     typer.echo(f"project {name} deleted")
 
 
 def _repo(value: str, flag: str) -> tuple[str, str | None]:
+    from vteam.resources.validation import split_repo_arg
+
     url, branch = split_repo_arg(value)
     if not url:
         fail(f"{flag} {value!r} is empty")
@@ -262,7 +297,7 @@ def session_create(
     ] = False,
     draft: Annotated[bool, typer.Option("--draft", help="Open the pull requests as drafts.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the session's log until it ends.")] = False,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a session; with --wait, stream its log and exit 0 only if it completes."""
@@ -301,12 +336,11 @@ def session_create(
     _follow(server, project, session_name, as_json)
 
 
-def _follow(server: str, project: str, name: str, as_json: bool) -> None:
+def _follow(server: str | None, project: str, name: str, as_json: bool) -> None:
     async def stream(client: Client) -> dict[str, Any]:
-        printer = LogPrinter(as_json)
-        async for env in client.events(project, name, on_reconnect=lambda note: typer.echo(note, err=True)):
-            printer.show(env)
-        printer.close()
+        with LogPrinter(as_json) as printer:
+            async for env in client.events(project, name, on_reconnect=lambda note: typer.echo(note, err=True)):
+                printer.show(env)
         result: dict[str, Any] = await client.request("GET", f"/api/projects/{project}/agentic-sessions/{name}")
         return result
 
@@ -377,16 +411,21 @@ class LogPrinter:
             self.midline = False
         typer.echo(f"── {line()}")
 
-    def close(self) -> None:
+    def __enter__(self) -> LogPrinter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """End a half-printed agent line, also when the stream fails, so an error after it starts a line."""
         if self.midline:
             typer.echo()
+            self.midline = False
 
 
 @session_app.command("list")
 def session_list(
     project: ProjectOpt,
     selector: Annotated[str | None, typer.Option("--selector", "-l", help="Label selector.")] = None,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List a project's sessions."""
@@ -408,14 +447,14 @@ def session_list(
 
 
 @session_app.command("get")
-def session_get(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def session_get(name: str, project: ProjectOpt, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """Show one session."""
     result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/agentic-sessions/{name}"))
     emit_json(result) if as_json else typer.echo(_summary(result))
 
 
 @session_app.command("stop")
-def session_stop(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+def session_stop(name: str, project: ProjectOpt, server: ServerOpt = None) -> None:
     """Stop a running session (its runner's process tree is killed)."""
     call(server, lambda c: c.request("POST", f"/api/projects/{project}/agentic-sessions/{name}/stop"))
     typer.echo(f"session {name} stopping")
@@ -427,7 +466,7 @@ def session_continue(
     project: ProjectOpt,
     prompt: Annotated[str, typer.Option("--prompt", help="What the continued session should do.")],
     child: Annotated[str | None, typer.Option("--name", help="Name of the new session.")] = None,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start a new session where a finished one left off: its branches, and its conversation where possible."""
@@ -438,7 +477,7 @@ def session_continue(
 
 
 @session_app.command("send")
-def session_send(name: str, text: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+def session_send(name: str, text: str, project: ProjectOpt, server: ServerOpt = None) -> None:
     """Send a message to an interactive session; the agent takes it up after its current turn."""
     path = f"/api/projects/{project}/agentic-sessions/{name}/messages"
     call(server, lambda c: c.request("POST", path, json={"text": text}))
@@ -446,21 +485,21 @@ def session_send(name: str, text: str, project: ProjectOpt, server: ServerOpt = 
 
 
 @session_app.command("interrupt")
-def session_interrupt(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+def session_interrupt(name: str, project: ProjectOpt, server: ServerOpt = None) -> None:
     """Stop an interactive session's current turn; the session waits for the next message."""
     call(server, lambda c: c.request("POST", f"/api/projects/{project}/agentic-sessions/{name}/interrupt"))
     typer.echo(f"session {name} interrupted")
 
 
 @session_app.command("end")
-def session_end(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+def session_end(name: str, project: ProjectOpt, server: ServerOpt = None) -> None:
     """Finish an interactive session: its work is committed and pushed."""
     call(server, lambda c: c.request("POST", f"/api/projects/{project}/agentic-sessions/{name}/end"))
     typer.echo(f"session {name} ending")
 
 
 @session_app.command("delete")
-def session_delete(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+def session_delete(name: str, project: ProjectOpt, server: ServerOpt = None) -> None:
     """Delete a session with its events and workspace."""
     call(server, lambda c: c.request("DELETE", f"/api/projects/{project}/agentic-sessions/{name}"))
     typer.echo(f"session {name} deleted")
@@ -471,7 +510,7 @@ def session_logs(
     name: str,
     project: ProjectOpt,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming until the session ends.")] = False,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a session's events; with -f, follow the live stream and exit when the session ends."""
@@ -480,16 +519,15 @@ def session_logs(
         return
 
     async def replay(client: Client) -> None:
-        printer = LogPrinter(as_json)
-        async for env in client.events(project, name, follow=False):
-            printer.show(env)
-        printer.close()
+        with LogPrinter(as_json) as printer:
+            async for env in client.events(project, name, follow=False):
+                printer.show(env)
 
     call(server, replay)
 
 
 @session_app.command("prs")
-def session_prs(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def session_prs(name: str, project: ProjectOpt, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """List the session's change set: its pull requests with their current state."""
     result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/agentic-sessions/{name}/pull-requests"))
     if as_json:
@@ -517,7 +555,7 @@ def _read_secret(what: str) -> str:
 
 
 @forge_app.command("list")
-def forge_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def forge_list(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """Show which forge accounts you have linked."""
     result = call(server, lambda c: c.request("GET", "/api/user/forges"))
     if as_json:
@@ -532,7 +570,7 @@ def forge_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> 
 
 
 @forge_app.command("login")
-def forge_login(forge: Forge, server: ServerOpt = DEFAULT_SERVER) -> None:
+def forge_login(forge: Forge, server: ServerOpt = None) -> None:
     """Store your personal access token for a forge (read from stdin, or asked for); vTeam checks it first."""
     if forge not in ("github", "gitlab"):
         fail(f"forge must be github or gitlab, not {forge!r}")
@@ -542,7 +580,7 @@ def forge_login(forge: Forge, server: ServerOpt = DEFAULT_SERVER) -> None:
 
 
 @forge_app.command("logout")
-def forge_logout(forge: Forge, server: ServerOpt = DEFAULT_SERVER) -> None:
+def forge_logout(forge: Forge, server: ServerOpt = None) -> None:
     """Forget your personal access token for a forge."""
     call(server, lambda c: c.request("DELETE", f"/api/user/forges/{forge}/token"))
     typer.echo(f"{forge} token removed")
@@ -566,7 +604,7 @@ def secret_set(
             help="Only this framework's agents get the secret; repeat for more. Left out: every framework's.",
         ),
     ] = [],  # noqa: B006
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
 ) -> None:
     """Set a project secret and which frameworks get it (every one, unless --framework says); its value is read
     from stdin (or asked for), never from the command line. Setting it again replaces value and frameworks."""
@@ -577,7 +615,7 @@ def secret_set(
 
 
 @secret_app.command("list")
-def secret_list(project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def secret_list(project: ProjectOpt, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """List a project's secrets: names, the frameworks that get them and update times."""
     result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/secrets"))
     if as_json:
@@ -587,7 +625,7 @@ def secret_list(project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json
 
 
 @secret_app.command("delete")
-def secret_delete(name: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+def secret_delete(name: str, project: ProjectOpt, server: ServerOpt = None) -> None:
     """Delete a project secret."""
     call(server, lambda c: c.request("DELETE", f"/api/projects/{project}/secrets/{name}"))
     typer.echo(f"secret {name} deleted")
@@ -606,7 +644,12 @@ def login(
     ] = None,
     server: Annotated[str | None, typer.Option("--server", envvar="VTEAM_SERVER", help="URL of the vTeam API.")] = None,
 ) -> None:
-    """Sign the CLI in: trade a one-time login link for an API token, or store an API token, for this server."""
+    """Sign the CLI in: trade a one-time login link for an API token, or store an API token, for this server;
+    later commands talk to this server unless --server or VTEAM_SERVER names another."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from vteam.client import BadInput, check_server
+
     value = link or _read_secret("API token or login link")
     try:
         parts = urlsplit(value)
@@ -616,7 +659,7 @@ def login(
         server = server or f"{parts.scheme}://{parts.netloc}"
         value = parse_qs(parts.query).get("token", [""])[0]
     try:
-        server = check_server(server or DEFAULT_SERVER)
+        server = check_server(server_url(server))
     except BadInput as exc:
         fail(str(exc))
     if value.startswith("vt_login_"):
@@ -624,31 +667,24 @@ def login(
         token = str(answer["token"])
     else:
         token = value
-
-    async def whoami() -> Any:
-        async with Client(server, token) as client:
-            return await client.request("GET", "/api/me")
-
-    try:
-        who = asyncio.run(whoami())
-    except (ApiError, Unreachable, BadInput) as exc:
-        fail(str(exc))
+    who = call(server, lambda c: c.request("GET", "/api/me"), token=token)
     where = credentials.save(server, token)
     typer.echo(f"signed in to {server} as {who['name']} (token saved in {where})")
 
 
 @app.command()
-def logout(server: ServerOpt = DEFAULT_SERVER) -> None:
-    """Revoke this CLI's token at the server and forget it."""
-    if credentials.token_for(server) is not None:
+def logout(server: ServerOpt = None) -> None:
+    """Revoke this CLI's token at the server and forget it, and the server too if it was the current one."""
+    url = server_url(server)
+    if credentials.token_for(url) is not None:
         with contextlib.suppress(typer.Exit):
-            call(server, lambda c: c.request("POST", "/api/logout"))
-    credentials.forget(server)
-    typer.echo(f"signed out of {server}")
+            call(url, lambda c: c.request("POST", "/api/logout"))
+    credentials.forget(url)
+    typer.echo(f"signed out of {url}")
 
 
 @app.command()
-def whoami(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def whoami(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """Show who the CLI is signed in as."""
     me = call(server, lambda c: c.request("GET", "/api/me"))
     if as_json:
@@ -661,7 +697,7 @@ def user_create(
     name: str,
     display_name: Annotated[str, typer.Option("--display-name")] = "",
     admin: Annotated[bool, typer.Option("--admin", help="Make them a platform admin.")] = False,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a user and print a one-time login link to hand to them."""
@@ -673,7 +709,7 @@ def user_create(
 
 
 @user_app.command("list")
-def user_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def user_list(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """List users."""
     result = call(server, lambda c: c.request("GET", "/api/users"))
     if as_json:
@@ -685,7 +721,7 @@ def user_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> N
 
 
 @user_app.command("login-link")
-def user_login_link(name: str, server: ServerOpt = DEFAULT_SERVER) -> None:
+def user_login_link(name: str, server: ServerOpt = None) -> None:
     """A fresh one-time login link for a user."""
     result = call(server, lambda c: c.request("POST", f"/api/users/{name}/login-link"))
     typer.echo(result["loginLink"])
@@ -695,7 +731,7 @@ def user_login_link(name: str, server: ServerOpt = DEFAULT_SERVER) -> None:
 def token_create(
     name: str,
     days: Annotated[int, typer.Option("--days", help="Days until it expires (at most 365).")] = 90,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API token; it is printed once, here."""
@@ -707,7 +743,7 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def token_list(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """List your API tokens (never their secrets)."""
     result = call(server, lambda c: c.request("GET", "/api/tokens"))
     if as_json:
@@ -727,7 +763,7 @@ def token_list(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> 
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: str, server: ServerOpt = DEFAULT_SERVER) -> None:
+def token_revoke(token_id: str, server: ServerOpt = None) -> None:
     """Revoke one of your API tokens."""
     call(server, lambda c: c.request("DELETE", f"/api/tokens/{token_id}"))
     typer.echo(f"token {token_id} revoked")
@@ -738,7 +774,7 @@ app.add_typer(key_app, name="key")
 
 
 @project_app.command("members")
-def project_members(name: str, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def project_members(name: str, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """Who holds which role in a project."""
     result = call(server, lambda c: c.request("GET", f"/api/projects/{name}/permissions"))
     if as_json:
@@ -753,7 +789,7 @@ def project_local_roots(
         list[str] | None, typer.Argument(help="Folders to allow; none: show the current ones.", show_default=False)
     ] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Allow no local folders.")] = False,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
 ) -> None:
     """Which local folders a project's sessions may use as repositories (platform admins set them)."""
     path = f"/api/admin/projects/{name}/repository-policy"
@@ -769,31 +805,35 @@ def project_local_roots(
 @project_app.command("grant")
 def project_grant(
     name: str,
-    subject: Annotated[str, typer.Argument(help="user:NAME or group:NAME")],
+    subject: Annotated[str, typer.Argument(help="NAME or user:NAME (a user), or group:NAME")],
     role: Annotated[str, typer.Argument(help="view, edit or admin")],
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
 ) -> None:
     """Give a user or group a role in a project."""
-    kind, sep, who = subject.partition(":")
-    if not sep or kind not in ("user", "group") or not who:
-        fail(f"subject {subject!r} must be user:NAME or group:NAME")
+    kind, who = _subject(subject)
     body = {"subjectType": kind, "subjectName": who, "role": role}
     call(server, lambda c: c.request("POST", f"/api/projects/{name}/permissions", json=body))
-    typer.echo(f"{subject} is {role} in {name}")
+    typer.echo(f"{kind}:{who} is {role} in {name}")
 
 
 @project_app.command("revoke")
 def project_revoke(
     name: str,
-    subject: Annotated[str, typer.Argument(help="user:NAME or group:NAME")],
-    server: ServerOpt = DEFAULT_SERVER,
+    subject: Annotated[str, typer.Argument(help="NAME or user:NAME (a user), or group:NAME")],
+    server: ServerOpt = None,
 ) -> None:
     """Take a user's or group's role in a project away."""
-    kind, sep, who = subject.partition(":")
-    if not sep or kind not in ("user", "group") or not who:
-        fail(f"subject {subject!r} must be user:NAME or group:NAME")
+    kind, who = _subject(subject)
     call(server, lambda c: c.request("DELETE", f"/api/projects/{name}/permissions/{kind}/{who}"))
-    typer.echo(f"{subject} no longer has a role in {name}")
+    typer.echo(f"{kind}:{who} no longer has a role in {name}")
+
+
+def _subject(value: str) -> tuple[str, str]:
+    """`user:NAME`, `group:NAME`, or a bare NAME, which is a user, as `vteam user create NAME` names one."""
+    kind, _, who = value.partition(":") if ":" in value else ("user", ":", value)
+    if kind not in ("user", "group") or not who:
+        fail(f"subject {value!r} must be NAME or user:NAME (a user), or group:NAME")
+    return kind, who
 
 
 @key_app.command("create")
@@ -802,7 +842,7 @@ def key_create(
     project: ProjectOpt,
     role: Annotated[str, typer.Option("--role", help="view, edit or admin (at most yours).")] = "view",
     days: Annotated[int | None, typer.Option("--days", help="Days until it expires; omit for 90.")] = None,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an access key; its secret is printed once, here."""
@@ -815,7 +855,7 @@ def key_create(
 
 
 @key_app.command("list")
-def key_list(project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def key_list(project: ProjectOpt, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """A project's access keys (never their secrets)."""
     result = call(server, lambda c: c.request("GET", f"/api/projects/{project}/keys"))
     if as_json:
@@ -828,7 +868,7 @@ def key_list(project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER, as_json: J
 
 
 @key_app.command("revoke")
-def key_revoke(key_id: str, project: ProjectOpt, server: ServerOpt = DEFAULT_SERVER) -> None:
+def key_revoke(key_id: str, project: ProjectOpt, server: ServerOpt = None) -> None:
     """Revoke an access key."""
     call(server, lambda c: c.request("DELETE", f"/api/projects/{project}/keys/{key_id}"))
     typer.echo(f"key {key_id} revoked")
@@ -858,7 +898,7 @@ def audit_list(
     until: UntilOpt = None,
     after: Annotated[int, typer.Option("--after", help="Records after this seq (a previous page's next).")] = 0,
     limit: Annotated[int, typer.Option("--limit", help="At most this many records (up to 1000).")] = 100,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List audit records, oldest first."""
@@ -884,7 +924,7 @@ def audit_export(
     action: ActionOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    server: ServerOpt = DEFAULT_SERVER,
+    server: ServerOpt = None,
 ) -> None:
     """Print every matching record as JSON Lines (one record a line), e.g. `vteam audit export > audit.jsonl`."""
     params = _audit_query(project=project, actor=actor, action=action, since=since, until=until, limit=1000)
@@ -901,7 +941,7 @@ def audit_export(
 
 
 @audit_app.command("verify")
-def audit_verify(server: ServerOpt = DEFAULT_SERVER) -> None:
+def audit_verify(server: ServerOpt = None) -> None:
     """Check the audit log's hash chain: exits 1 naming the first record that was changed or removed."""
     result = call(server, lambda c: c.request("GET", "/api/audit/verify"))
     if not result["ok"]:
@@ -915,7 +955,7 @@ app.add_typer(vault_app, name="vault")
 
 
 @vault_app.command("rotate")
-def vault_rotate(server: ServerOpt = DEFAULT_SERVER) -> None:
+def vault_rotate(server: ServerOpt = None) -> None:
     """Encrypt every stored secret under a new key, then forget the old one."""
     result = call(server, lambda c: c.request("POST", "/api/admin/vault/rotate"))
     typer.echo(f"vault key rotated; {result['reencrypted']} secrets re-encrypted")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.api import create_session, get_session, read_events, sessions_path, text_of, wait_phase, wait_turns
+from tests.support.api import create_session, read_events, sessions_path, text_of, wait_phase, wait_turns
 from tests.support.fake_anthropic import FakeAnthropic, text, thinking, tool_use
 from tests.support.git import bare_repo, show
 from tests.support.server import Server
@@ -112,7 +112,10 @@ def test_follow_up_messages_resume_the_conversation(
 def test_interrupt_stops_claude_mid_command(claude_server: tuple[Server, FakeAnthropic], tmp_path: Path) -> None:
     server, fake = claude_server
     marker = '"$HOME/started"'
-    fake.add([tool_use("Bash", {"command": f"touch {marker}; sleep 600", "description": "wait"})])
+    fake.add(
+        [tool_use("Bash", {"command": f"touch {marker}; sleep 600", "description": "wait"})],
+        [text("Picked up after the interrupt.")],
+    )
     with server.client(timeout=30) as api:
         api.post("/api/projects", json={"name": "c"})
         create_session(api, "c", name="long", framework="claude-code", prompt="Wait a while.", interactive=True)
@@ -121,14 +124,19 @@ def test_interrupt_stops_claude_mid_command(claude_server: tuple[Server, FakeAnt
             time.sleep(0.1)
         assert server.session_file("c", "long", "home/started"), "Claude Code started the command"
         api.post(sessions_path("c", "long") + "/interrupt")
-        wait_turns(api, "c", "long", 1)
-        session = get_session(api, "c", "long")
-        assert session["status"]["phase"] == "Running"
-        assert session["status"]["agentStatus"] == "waiting_input"
-        errors = _types(read_events(api, "c", "long"), "RUN_ERROR")
-        assert errors[-1]["code"] == "INTERRUPTED"
+        api.post(sessions_path("c", "long") + "/messages", json={"text": "And now?"})
+        wait_turns(api, "c", "long", 2)
+        events = read_events(api, "c", "long")
         api.post(sessions_path("c", "long") + "/end")
         assert wait_phase(api, "c", "long", timeout=30)["status"]["phase"] == "Completed"
+    runs = [(e["type"], e["data"].get("code")) for e in events if e["type"].startswith("RUN_")]
+    assert runs == [("RUN_STARTED", None), ("RUN_ERROR", "INTERRUPTED"), ("RUN_STARTED", None), ("RUN_FINISHED", None)]
+    assert "Picked up after the interrupt." in text_of(events)
+    # The CLI was killed mid-command, yet its transcript held: the next turn continued the same conversation.
+    follow_up = fake.of_kind("script")[-1]
+    assert "Wait a while." in str(follow_up.body["messages"])
+    assert "And now?" in str(follow_up.body["messages"][-1])
+    assert fake.errors == []
 
 
 def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> None:
@@ -138,20 +146,18 @@ def test_a_rejected_key_fails_the_session_with_the_reason(tmp_path: Path) -> Non
         try:
             with server.client(timeout=30) as api:
                 api.post("/api/projects", json={"name": "c"})
-                create_session(
-                    api,
-                    "c",
-                    name="denied",
-                    framework="claude-code",
-                    prompt="hi",
-                    environment={"CLAUDE_CODE_MAX_RETRIES": "0"},
-                )
+                create_session(api, "c", name="denied", framework="claude-code", prompt="hi")
                 done = wait_phase(api, "c", "denied", timeout=60)
+                events = read_events(api, "c", "denied")
         finally:
             server.close()
+    message = done["status"]["message"]
     assert done["status"]["phase"] == "Failed"
-    assert "Claude Code" in done["status"]["message"]
-    assert "a-wrong-key-1234" not in done["status"]["message"]
+    assert message == "Claude Code: the API key was rejected (401 authentication_failed)", message
+    assert "a-wrong-key-1234" not in message
+    unauthorized = [r for r in fake.of_kind("unauthorized") if r.path == "/v1/messages"]
+    assert len(unauthorized) == 1, "a rejected key is not retried"
+    assert [e["data"]["message"] for e in events if e["type"] == "RUN_ERROR"] == [message]
 
 
 def test_a_continued_session_resumes_claudes_conversation(claude_server: tuple[Server, FakeAnthropic]) -> None:

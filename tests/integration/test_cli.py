@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from tests.support.cli import vteam
@@ -149,3 +150,107 @@ def test_a_conversation_from_the_terminal(server: Server) -> None:
     assert "already ended" in refused.stderr
     more = vteam(server, "session", "continue", "c", "-p", "cli-chat", "--prompt", "echo later", "--name", "c2")
     assert more.stdout == "session c2 continues c\n"
+
+
+def _login_link(server: Server, name: str) -> str:
+    with server.client() as admin:
+        created = admin.post("/api/users", json={"name": name})
+    assert created.status_code == 201, created.text
+    return str(created.json()["loginLink"])
+
+
+def test_login_remembers_the_server_until_logout(server: Server, tmp_path: Path) -> None:
+    name = f"ctx-{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "cli"
+    signed = vteam(server, "login", _login_link(server, name), config_dir=config, remembered=True)
+    assert signed.returncode == 0, signed.stderr
+    assert signed.stdout.startswith(f"signed in to {server.url} as {name}")
+    saved = config / "credentials.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert json.loads(saved.read_text())["current"] == server.url
+
+    who = vteam(server, "whoami", config_dir=config, remembered=True)
+    assert who.returncode == 0, who.stderr
+    assert who.stdout == f"{name}\n", "with no --server nor VTEAM_SERVER, the CLI talks to the server it signed in to"
+
+    flag = vteam(server, "whoami", "--server", "http://127.0.0.1:9", config_dir=config, remembered=True)
+    assert flag.returncode == 1
+    assert flag.stderr.startswith("error: cannot reach vTeam at http://127.0.0.1:9"), "--server wins"
+    env = vteam("http://127.0.0.1:9", "whoami", config_dir=config)
+    assert env.returncode == 1
+    assert env.stderr.startswith("error: cannot reach vTeam at http://127.0.0.1:9"), "VTEAM_SERVER wins"
+
+    out = vteam(server, "logout", config_dir=config, remembered=True)
+    assert out.stdout == f"signed out of {server.url}\n"
+    assert json.loads(saved.read_text()) == {"current": None, "servers": {}}
+    assert saved.stat().st_mode & 0o777 == 0o600
+    after = vteam(server, "whoami", config_dir=config, remembered=True)
+    assert after.returncode == 1
+    assert name not in after.stdout
+    assert server.url not in after.stderr, "signed out, the CLI no longer talks to that server by default"
+
+
+def test_a_token_saved_before_servers_were_remembered_still_signs_in(server: Server, tmp_path: Path) -> None:
+    config = tmp_path / "cli"
+    config.mkdir()
+    (config / "credentials.json").write_text(json.dumps({server.url: server.token}))
+    (config / "credentials.json").chmod(0o600)
+    who = vteam(server, "whoami", config_dir=config)
+    assert who.returncode == 0, who.stderr
+    assert who.stdout.startswith("admin")
+    relogged = vteam(server, "login", "--server", server.url, stdin=server.token + "\n", config_dir=config)
+    assert relogged.returncode == 0, relogged.stderr
+    assert json.loads((config / "credentials.json").read_text()) == {
+        "current": server.url,
+        "servers": {server.url: server.token},
+    }
+
+
+def test_two_failing_calls_print_two_whole_lines(server: Server, tmp_path: Path) -> None:
+    shell = f"{sys.executable} -m vteam project get ghost-a; {sys.executable} -m vteam project grant demo team:x view"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VTEAM_")}
+    env |= {"VTEAM_SERVER": server.url, "VTEAM_TOKEN": server.token, "VTEAM_CONFIG_DIR": str(tmp_path)}
+    both = subprocess.run(["sh", "-c", shell], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert both.returncode == 1
+    assert both.stderr.endswith("\n")
+    lines = both.stderr.splitlines()
+    assert len(lines) == 2, both.stderr
+    assert lines[0] == "error: Project 'ghost-a' not found"
+    assert lines[1].startswith("error: subject 'team:x' must be")
+
+
+def test_grant_takes_a_bare_user_name(server: Server) -> None:
+    project, bob = f"grant-{uuid.uuid4().hex[:6]}", f"bob-{uuid.uuid4().hex[:6]}"
+    assert vteam(server, "project", "create", project).returncode == 0
+    assert vteam(server, "user", "create", bob).returncode == 0
+
+    bare = vteam(server, "project", "grant", project, bob, "view")
+    assert bare.returncode == 0, bare.stderr
+    assert bare.stdout == f"user:{bob} is view in {project}\n"
+    roles = {(m["subjectType"], m["subjectName"]): m["role"] for m in _members(server, project)}
+    assert roles[("user", bob)] == "view"
+
+    assert vteam(server, "project", "grant", project, f"user:{bob}", "edit").returncode == 0
+    assert vteam(server, "project", "grant", project, "group:devs", "view").returncode == 0
+    roles = {(m["subjectType"], m["subjectName"]): m["role"] for m in _members(server, project)}
+    assert roles[("user", bob)] == "edit"
+    assert roles[("group", "devs")] == "view"
+
+    revoked = vteam(server, "project", "revoke", project, bob)
+    assert revoked.stdout == f"user:{bob} no longer has a role in {project}\n"
+    assert ("user", bob) not in {(m["subjectType"], m["subjectName"]) for m in _members(server, project)}
+
+    for bad in ("team:x", "user:", "group:", ""):
+        refused = vteam(server, "project", "grant", project, bad, "view")
+        assert refused.returncode == 1
+        assert refused.stderr == f"error: subject {bad!r} must be NAME or user:NAME (a user), or group:NAME\n"
+    unknown = vteam(server, "project", "grant", project, "Bob Smith", "view")
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("error: ")
+    assert unknown.stderr.count("\n") == 1
+
+
+def _members(server: Server, project: str) -> list[dict[str, str]]:
+    listed = vteam(server, "project", "members", project, "--json")
+    assert listed.returncode == 0, listed.stderr
+    return list(json.loads(listed.stdout))

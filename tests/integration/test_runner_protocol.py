@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support.api import create_session, read_events, sessions_path, wait_phase
 from vteam.auth import RunnerTokens
 from vteam.events import Envelope, split
+from vteam.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, REFUSED_CLOSE_CODE, mismatch
+from vteam.runner.redact import Redactor
+from vteam.runner.stream import EventStream, StreamClosed
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +45,14 @@ def session(idle_server: Any) -> Iterator[tuple[httpx.Client, str, str, str]]:
         api.delete(sessions_path("proto", name))
 
 
-def _ws(url: str, name: str, token: str) -> ClientConnection:
-    ws_url = "ws" + url.removeprefix("http") + sessions_path("proto", name) + "/runner/ws"
-    return connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None)
+def _ws_url(url: str, name: str) -> str:
+    return "ws" + url.removeprefix("http") + sessions_path("proto", name) + "/runner/ws"
+
+
+def _ws(url: str, name: str, token: str, **headers: str) -> ClientConnection:
+    return connect(
+        _ws_url(url, name), additional_headers={"Authorization": f"Bearer {token}", **headers}, max_size=None
+    )
 
 
 def _event(seq: int, text: str) -> Envelope:
@@ -62,10 +72,10 @@ def _send(ws: ClientConnection, envelopes: list[Envelope]) -> list[int]:
 def test_resend_after_reconnect_stores_each_event_once(session: tuple[httpx.Client, str, str, str]) -> None:
     api, name, token, url = session
     with _ws(url, name, token) as ws:
-        assert json.loads(ws.recv(timeout=10)) == {"lastSeq": 0}
+        assert json.loads(ws.recv(timeout=10)) == {"protocol": PROTOCOL_VERSION, "lastSeq": 0}
         assert _send(ws, [_event(i, f"e{i} ") for i in range(1, 6)]) == [1, 2, 3, 4, 5]
     with _ws(url, name, token) as ws:
-        assert json.loads(ws.recv(timeout=10)) == {"lastSeq": 5}, "the server says what it holds"
+        assert json.loads(ws.recv(timeout=10))["lastSeq"] == 5, "the server says what it holds"
         _send(ws, [_event(i, f"e{i} ") for i in range(3, 9)])
     texts = [e["data"]["delta"] for e in read_events(api, "proto", name) if e["type"] == "TEXT_MESSAGE_CONTENT"]
     assert texts == [f"e{i} " for i in range(1, 9)]
@@ -130,3 +140,44 @@ def test_status_report_moves_creating_to_running(session: tuple[httpx.Client, st
     assert response.json()["status"]["agentStatus"] == "working"
     bad = api.post(sessions_path("proto", name) + "/runner/status", json={"phase": "Completed"}, headers=auth)
     assert bad.status_code == 422, "a runner cannot declare its session finished"
+
+
+OTHER = PROTOCOL_VERSION + 1
+
+
+def test_a_runner_naming_another_protocol_is_refused_in_the_handshake(
+    session: tuple[httpx.Client, str, str, str],
+) -> None:
+    _, name, token, url = session
+    with pytest.raises(InvalidStatus) as refused:
+        _ws(url, name, token, **{PROTOCOL_HEADER: str(OTHER)})
+    assert refused.value.response.status_code == 409
+    assert json.loads(refused.value.response.body)["detail"] == mismatch(OTHER, PROTOCOL_VERSION)
+    with _ws(url, name, token, **{PROTOCOL_HEADER: str(PROTOCOL_VERSION)}) as ws:
+        assert json.loads(ws.recv(timeout=10))["protocol"] == PROTOCOL_VERSION, "its own protocol is let in"
+
+
+def test_a_runner_whose_first_frame_speaks_another_protocol_is_closed_with_the_reason(
+    session: tuple[httpx.Client, str, str, str],
+) -> None:
+    _, name, token, url = session
+    with _ws(url, name, token) as ws:
+        ws.recv(timeout=10)
+        ws.send(json.dumps({"protocol": OTHER, "controlAfter": 0}))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == REFUSED_CLOSE_CODE
+    assert closed.value.rcvd.reason == mismatch(OTHER, PROTOCOL_VERSION)
+
+
+async def test_the_runners_stream_reports_the_backends_refusal(session: tuple[httpx.Client, str, str, str]) -> None:
+    """The runner's own client, speaking another protocol, learns why it cannot go on (and fails with it)."""
+    _, name, token, url = session
+    stream = EventStream(_ws_url(url, name), token, Redactor([]), reconnect_seconds=5, protocol=OTHER)
+    stream.start()
+    try:
+        with pytest.raises(StreamClosed, match=re.escape(mismatch(OTHER, PROTOCOL_VERSION))):
+            await asyncio.wait_for(stream.ready(), 20)
+    finally:
+        await stream.close()

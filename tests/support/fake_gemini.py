@@ -18,21 +18,29 @@ assert stays empty. Every request is kept in `.requests`, secrets removed.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import secrets
-import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pydantic
 from google.genai import _common, types
+
+from tests.support.scripted_server import (
+    ScriptedServer,
+    adapter,
+    end_chunks,
+    pieces,
+    read_body,
+    send_json,
+    summary,
+    tokens,
+    write_chunk,
+)
 
 Part = dict[str, Any]
 Reply = list[Part]
@@ -43,6 +51,7 @@ SECRET_HEADERS = frozenset({"x-goog-api-key", "authorization", "cookie", "proxy-
 API_VERSIONS = ("v1beta", "v1")
 """Gemini CLI uses `v1beta`; the google-genai SDK 3.x defaults to `v1`. Both serve the same methods."""
 METHODS = frozenset({"streamGenerateContent", "generateContent", "countTokens"})
+PIECE_SIZE = 16
 
 
 def text(value: str) -> Part:
@@ -146,8 +155,11 @@ class Recorded:
     kind: str
 
 
-class FakeGemini:
+class FakeGemini(ScriptedServer[Reply, Recorded]):
     """The fake server; a context manager that serves on a free port of 127.0.0.1 while open."""
+
+    name = "fake-gemini"
+    secret_headers = SECRET_HEADERS
 
     def __init__(
         self,
@@ -157,94 +169,44 @@ class FakeGemini:
         final_text: str = FINAL_TEXT,
         side: Callable[[dict[str, Any]], bool] = json_requests,
     ) -> None:
-        self.api_key = api_key
+        super().__init__(replies, api_key=api_key, final_reply=[text(final_text)])
         self.final_text = final_text
         self.side = side
-        self.requests: list[Recorded] = []
-        self.errors: list[str] = []
-        self._script = list(replies)
-        self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The base URL for clients, e.g. http://127.0.0.1:40123 (no API version, no trailing slash)."""
-        assert self._server is not None, "FakeGemini is not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def add(self, *replies: Reply) -> None:
-        """Append scripted replies (a test may script after the server has started)."""
-        with self._lock:
-            self._script.extend(replies)
-
-    @property
-    def remaining(self) -> int:
-        with self._lock:
-            return len(self._script)
-
-    def of_kind(self, kind: str) -> list[Recorded]:
-        return [r for r in self.requests if r.kind == kind]
-
-    def start(self) -> FakeGemini:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        serve = functools.partial(self._server.serve_forever, poll_interval=0.02)
-        self._thread = threading.Thread(target=serve, name="fake-gemini", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        return self.address
 
     # --- request handling (runs on the server's threads) ---
 
-    def _handle(self, http: _Handler) -> None:
+    def _handle(self, http: BaseHTTPRequestHandler) -> None:
         split = urlsplit(http.path)
         query = parse_qs(split.query, keep_blank_values=True)
-        raw = http.rfile.read(int(http.headers.get("content-length") or 0))
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode(errors="replace")
+        raw, body = read_body(http)
         prefix = next((f"/{v}/models/" for v in API_VERSIONS if split.path.startswith(f"/{v}/models/")), None)
         model, _, method = split.path.removeprefix(prefix or "").rpartition(":")
         if not (http.command == "POST" and prefix and model and "/" not in model and method in METHODS):
             model, method = "", ""
         status, kind, schema, payload = self._answer(http, method, model, query, body, raw)
-        headers = {k.lower(): v for k, v in http.headers.items() if k.lower() not in SECRET_HEADERS}
-        query = {k: v for k, v in query.items() if k != "key"}
-        with self._lock:
-            self.requests.append(Recorded(split.path, model, method, query, headers, body, status, kind))
+        recorded_query = {k: v for k, v in query.items() if k != "key"}
+        headers = self.recorded_headers(http)
+        self._record(Recorded(split.path, model, method, recorded_query, headers, body, status, kind))
         where = f"{http.command} {split.path}"
         if kind in ("script", "side") and method == "streamGenerateContent":
             self._send_stream(http, payload, sse=query.get("alt") == ["sse"], where=where)
         else:
             self._check_response(schema, payload, where)
-            _send_json(http, status, payload)
+            send_json(http, status, payload, content_type="application/json; charset=UTF-8")
 
     def _answer(
-        self, http: _Handler, method: str, model: str, query: dict[str, list[str]], body: Any, raw: bytes
+        self, http: BaseHTTPRequestHandler, method: str, model: str, query: dict[str, list[str]], body: Any, raw: bytes
     ) -> tuple[int, str, Any, Any]:
         """Status, kind (see `Recorded`), the type the answer must match, and the answer."""
         if not method:
             path = urlsplit(http.path).path
             return 404, "not_found", _ErrorBody, _error(404, f"Method not found: {http.command} {path}.", "NOT_FOUND")
-        key = http.headers.get("x-goog-api-key") or (query.get("key") or [""])[0]
-        if key != self.api_key:
+        if not self.authorized(http.headers.get("x-goog-api-key") or (query.get("key") or [""])[0]):
             message = "API key not valid. Please pass a valid API key."
             details = [
                 {
@@ -260,7 +222,7 @@ class FakeGemini:
             return 400, "bad_request", _ErrorBody, _error(400, message, "INVALID_ARGUMENT")
         if method == "countTokens":
             self._check_request(_CountRequest, body, method)
-            return 200, "count", types.CountTokensResponse, {"totalTokens": _tokens(raw)}
+            return 200, "count", types.CountTokensResponse, {"totalTokens": tokens(raw)}
         if not self._check_request(_Request, body, method):
             message = "Invalid JSON payload received: the request does not match GenerateContentRequest."
             return 400, "bad_request", _ErrorBody, _error(400, message, "INVALID_ARGUMENT")
@@ -270,11 +232,7 @@ class FakeGemini:
             parts = [p for p in parts if not p.get("thought")]
         return 200, "side" if side else "script", types.GenerateContentResponse, _response(model, parts, raw)
 
-    def _next_reply(self) -> Reply:
-        with self._lock:
-            return self._script.pop(0) if self._script else [text(self.final_text)]
-
-    def _send_stream(self, http: _Handler, response: dict[str, Any], *, sse: bool, where: str) -> None:
+    def _send_stream(self, http: BaseHTTPRequestHandler, response: dict[str, Any], *, sse: bool, where: str) -> None:
         """The response in chunks: server-sent events with `alt=sse`, else (as the API does) one JSON array."""
         chunks = list(_chunks(response))
         for index, chunk in enumerate(chunks):
@@ -285,58 +243,24 @@ class FakeGemini:
         http.end_headers()
         if sse:
             for chunk in chunks:
-                _write_chunk(http, f"data: {json.dumps(chunk)}\r\n\r\n")
+                write_chunk(http, f"data: {json.dumps(chunk)}\r\n\r\n")
         else:
-            _write_chunk(http, json.dumps(chunks))
-        http.wfile.write(b"0\r\n\r\n")
-        http.wfile.flush()
+            write_chunk(http, json.dumps(chunks))
+        end_chunks(http)
 
     def _check_request(self, schema: type[pydantic.BaseModel], body: dict[str, Any], where: str) -> bool:
         try:
             schema.model_validate_json(json.dumps(body), strict=True)
         except pydantic.ValidationError as exc:
-            self._error(f"request to {where}: {_summary(exc)}")
+            self._error(f"request to {where}: {summary(exc)}")
             return False
         return True
 
     def _check_response(self, schema: Any, payload: Any, where: str) -> None:
         try:
-            _adapter(schema).validate_json(json.dumps(payload), strict=True)
+            adapter(schema).validate_json(json.dumps(payload), strict=True)
         except pydantic.ValidationError as exc:
-            self._error(f"response of {where}: {_summary(exc)}")
-
-    def _error(self, message: str) -> None:
-        with self._lock:
-            self.errors.append(message)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeGemini
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 60
-    server: _Server
-
-    def do_POST(self) -> None:
-        try:
-            self.server.fake._handle(self)
-        except ConnectionError:
-            self.close_connection = True
-        except Exception as exc:
-            self.server.fake._error(f"the fake failed on {self.command} {self.path}: {exc!r}")
-            raise
-
-    do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_POST
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read `.requests` instead."""
+            self._error(f"response of {where}: {summary(exc)}")
 
 
 def _field(value: Any, name: str) -> Any:
@@ -354,7 +278,7 @@ def _wants_thoughts(body: dict[str, Any]) -> bool:
 
 def _response(model: str, parts: Reply, raw: bytes) -> dict[str, Any]:
     """A whole GenerateContentResponse for `parts`, with the finish reason and usage the real API gives."""
-    prompt = _tokens(raw)
+    prompt = tokens(raw)
     thoughts = sum(len(p.get("text", "")) // 4 for p in parts if p.get("thought"))
     visible = max(1, len(json.dumps([p for p in parts if not p.get("thought")])) // 4)
     usage: dict[str, Any] = {
@@ -379,17 +303,17 @@ def _chunks(response: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """What the real API streams: text in pieces, a function call whole in its own chunk, the finish reason and
     the usage on the last chunk (earlier chunks carry the usage so far without candidate tokens)."""
     parts = response["candidates"][0]["content"]["parts"] or [text("")]
-    pieces: list[Part] = []
+    split: list[Part] = []
     for part in parts:
         if "text" in part:
-            pieces += [{**part, "text": piece} for piece in _pieces(part["text"])]
+            split += [{**part, "text": piece} for piece in pieces(part["text"], PIECE_SIZE)]
         else:
-            pieces.append(part)
+            split.append(part)
     usage = response["usageMetadata"]
     early = {k: usage[k] for k in ("promptTokenCount", "totalTokenCount", "promptTokensDetails")}
     early["totalTokenCount"] = usage["promptTokenCount"]
-    for index, piece in enumerate(pieces):
-        last = index == len(pieces) - 1
+    for index, piece in enumerate(split):
+        last = index == len(split) - 1
         candidate: dict[str, Any] = {"content": {"parts": [piece], "role": "model"}, "index": 0}
         if last:
             candidate["finishReason"] = "STOP"
@@ -408,43 +332,8 @@ def _error(code: int, message: str, status: str, details: list[dict[str, Any]] |
     return {"error": error}
 
 
-def _send_json(http: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
-    data = json.dumps(payload).encode()
-    http.send_response(status)
-    http.send_header("content-type", "application/json; charset=UTF-8")
-    http.send_header("content-length", str(len(data)))
-    http.end_headers()
-    if http.command != "HEAD":
-        http.wfile.write(data)
-
-
-def _write_chunk(http: BaseHTTPRequestHandler, frame: str) -> None:
-    data = frame.encode()
-    http.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-    http.wfile.flush()
-
-
 _ids = itertools.count(1)
 
 
 def _new_id() -> str:
     return f"{next(_ids):04d}{secrets.token_urlsafe(12)}"
-
-
-def _tokens(raw: bytes) -> int:
-    """A plausible token count: about four bytes a token."""
-    return max(1, len(raw) // 4)
-
-
-def _pieces(value: str, size: int = 16) -> list[str]:
-    return [value[i : i + size] for i in range(0, len(value), size)] or [""]
-
-
-@functools.cache
-def _adapter(schema: Any) -> pydantic.TypeAdapter[Any]:
-    return pydantic.TypeAdapter(schema)
-
-
-def _summary(exc: pydantic.ValidationError, limit: int = 5) -> str:
-    lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']} ({e['input']!r:.80})" for e in exc.errors()[:limit]]
-    return f"{exc.error_count()} errors: " + "; ".join(lines)

@@ -16,17 +16,13 @@ empty). Every request is kept in `.requests`, secrets removed, for assertions.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import secrets
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,6 +32,18 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk, CompletionCre
 from openai.types.responses import FunctionTool, Response, ResponseCreateParams, ResponseStreamEvent
 from openai.types.shared import ErrorObject
 from typing_extensions import TypedDict
+
+from tests.support.scripted_server import (
+    ScriptedServer,
+    adapter,
+    end_chunks,
+    pieces,
+    read_body,
+    send_json,
+    summary,
+    tokens,
+    write_chunk,
+)
 
 Block = dict[str, Any]
 Reply = list[Block]
@@ -48,6 +56,8 @@ DEFAULT_MODELS = ("gpt-5.5", "gpt-5.1-codex", "gpt-5-mini")
 CHAT_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
 MODELS_PATH = "/v1/models"
+PIECE_SIZE = 8
+"""Characters a streamed delta carries: a couple of tokens, as the real stream splits."""
 
 
 def text(value: str) -> Block:
@@ -123,8 +133,11 @@ class Recorded:
     kind: str
 
 
-class FakeOpenAI:
+class FakeOpenAI(ScriptedServer[Reply, Recorded]):
     """The fake server; a context manager that serves on a free port of 127.0.0.1 while open."""
+
+    name = "fake-openai"
+    secret_headers = SECRET_HEADERS
 
     def __init__(
         self,
@@ -135,78 +148,25 @@ class FakeOpenAI:
         models: Sequence[str] = DEFAULT_MODELS,
         side: Callable[[dict[str, Any]], bool] = no_side_requests,
     ) -> None:
-        self.api_key = api_key
+        super().__init__(replies, api_key=api_key, final_reply=[text(final_text)])
         self.final_text = final_text
         self.models = list(models)
         self.side = side
-        self.requests: list[Recorded] = []
-        self.errors: list[str] = []
-        self._script = list(replies)
-        self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The base URL for clients, e.g. http://127.0.0.1:40123/v1 (with `/v1`, no trailing slash)."""
-        assert self._server is not None, "FakeOpenAI is not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
-
-    def add(self, *replies: Reply) -> None:
-        """Append scripted replies (a test may script after the server has started)."""
-        with self._lock:
-            self._script.extend(replies)
-
-    @property
-    def remaining(self) -> int:
-        """Scripted replies not yet consumed."""
-        with self._lock:
-            return len(self._script)
-
-    def of_kind(self, kind: str) -> list[Recorded]:
-        """The recorded requests of one kind, e.g. the "script" ones that drove the agent loop."""
-        return [r for r in self.requests if r.kind == kind]
-
-    def start(self) -> FakeOpenAI:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        # A short poll interval, so that close() (shutdown waits for a poll) costs tests little time.
-        serve = functools.partial(self._server.serve_forever, poll_interval=0.02)
-        self._thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        return f"{self.address}/v1"
 
     # --- request handling (runs on the server's threads) ---
 
-    def _handle(self, http: _Handler) -> None:
+    def _handle(self, http: BaseHTTPRequestHandler) -> None:
         split = urlsplit(http.path)
         query = parse_qs(split.query, keep_blank_values=True)
-        raw = http.rfile.read(int(http.headers.get("content-length") or 0))
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode(errors="replace")
+        raw, body = read_body(http)
         status, kind, schema, payload = self._answer(http, split.path, body, raw)
-        headers = {k.lower(): v for k, v in http.headers.items() if k.lower() not in SECRET_HEADERS}
         # Recorded before the answer goes out, so a client that has its answer finds its request here.
-        with self._lock:
-            self.requests.append(Recorded(http.command, split.path, query, headers, body, status, kind))
+        self._record(Recorded(http.command, split.path, query, self.recorded_headers(http), body, status, kind))
         if kind in ("script", "side") and body.get("stream") is True:
             if split.path == CHAT_PATH:
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -215,9 +175,11 @@ class FakeOpenAI:
                 self._send_stream(http, ResponseStreamEvent, _response_events(payload), named=True)
         else:
             self._check_response(schema, payload, f"{http.command} {split.path}")
-            _send_json(http, status, payload)
+            send_json(http, status, payload, content_type="application/json", headers={"x-request-id": _new_id("req_")})
 
-    def _answer(self, http: _Handler, path: str, body: Any, raw: bytes) -> tuple[int, str, Any, dict[str, Any]]:
+    def _answer(
+        self, http: BaseHTTPRequestHandler, path: str, body: Any, raw: bytes
+    ) -> tuple[int, str, Any, dict[str, Any]]:
         """Status, kind (see `Recorded`), the SDK type the answer must match, and the answer itself."""
         method = http.command
         model_path = method == "GET" and path.startswith(f"{MODELS_PATH}/")
@@ -225,7 +187,7 @@ class FakeOpenAI:
         if (method, path) not in routes and not model_path:
             # Before the key check, as in the Anthropic fake: a wrong base URL then shows as what it is.
             return 404, "not_found", _ErrorBody, _error(f"Invalid URL ({method} {path})", "invalid_request_error")
-        if http.headers.get("authorization") != f"Bearer {self.api_key}":
+        if not self.authorized(http.headers.get("authorization"), scheme="Bearer "):
             message = "Incorrect API key provided. You can find your API key at https://platform.openai.com/api-keys."
             return 401, "unauthorized", _ErrorBody, _error(message, "invalid_request_error", code="invalid_api_key")
         if model_path:
@@ -240,19 +202,17 @@ class FakeOpenAI:
             message = "We could not parse the JSON body of your request: it must be a JSON object."
             return 400, "bad_request", _ErrorBody, _error(message, "invalid_request_error")
         chat = path == CHAT_PATH
-        self._check_request(_adapter(CompletionCreateParams if chat else ResponseCreateParams), body, path)
+        self._check_request(adapter(CompletionCreateParams if chat else ResponseCreateParams), body, path)
         side = self.side(body)
         blocks = side_answer(body) if side else self._next_reply()
         kind = "side" if side else "script"
         if chat:
-            return 200, kind, ChatCompletion, _chat_completion(body, blocks, input_tokens=_tokens(raw))
-        return 200, kind, Response, _response(body, blocks, input_tokens=_tokens(raw))
+            return 200, kind, ChatCompletion, _chat_completion(body, blocks, input_tokens=tokens(raw))
+        return 200, kind, Response, _response(body, blocks, input_tokens=tokens(raw))
 
-    def _next_reply(self) -> Reply:
-        with self._lock:
-            return self._script.pop(0) if self._script else [text(self.final_text)]
-
-    def _send_stream(self, http: _Handler, schema: Any, events: Iterable[dict[str, Any]], *, named: bool) -> None:
+    def _send_stream(
+        self, http: BaseHTTPRequestHandler, schema: Any, events: Iterable[dict[str, Any]], *, named: bool
+    ) -> None:
         """Server-sent events: Responses names each event after its `type`; Chat Completions ends with [DONE]."""
         http.send_response(200)
         http.send_header("content-type", "text/event-stream; charset=utf-8")
@@ -265,11 +225,10 @@ class FakeOpenAI:
             name = event.get("type") or event["object"]
             self._check_response(schema, event, f"{where} event {name}")
             data = f"data: {json.dumps(event)}\n\n"
-            _write_chunk(http, f"event: {name}\n{data}" if named else data)
+            write_chunk(http, f"event: {name}\n{data}" if named else data)
         if not named:
-            _write_chunk(http, "data: [DONE]\n\n")
-        http.wfile.write(b"0\r\n\r\n")  # the last chunk of the chunked encoding
-        http.wfile.flush()
+            write_chunk(http, "data: [DONE]\n\n")
+        end_chunks(http)
 
     def _check_request(self, adapter: pydantic.TypeAdapter[Any], body: dict[str, Any], where: str) -> None:
         """Strict, so a string where an int belongs is caught; extra keys (newer clients' fields) are ignored.
@@ -280,7 +239,7 @@ class FakeOpenAI:
         try:
             _drain(adapter.validate_python(_without_accepted_nulls(body), strict=True))
         except pydantic.ValidationError as exc:
-            self._error(f"request to {where}: {_summary(exc)}")
+            self._error(f"request to {where}: {summary(exc)}")
 
     def _check_response(self, schema: Any, payload: dict[str, Any], where: str) -> None:
         """Strict JSON mode, on exactly the text that goes out on the wire; then no field the SDK does not know.
@@ -289,16 +248,12 @@ class FakeOpenAI:
         alone would let a misspelt optional field through: `_unknown_fields` catches those.
         """
         try:
-            value = _adapter(schema).validate_json(json.dumps(payload), strict=True)
+            value = adapter(schema).validate_json(json.dumps(payload), strict=True)
         except pydantic.ValidationError as exc:
-            self._error(f"response of {where}: {_summary(exc)}")
+            self._error(f"response of {where}: {summary(exc)}")
             return
         for field in _unknown_fields(value):
             self._error(f"response of {where}: a field the SDK does not know: {field}")
-
-    def _error(self, message: str) -> None:
-        with self._lock:
-            self.errors.append(message)
 
 
 class _ErrorBody(TypedDict):
@@ -312,38 +267,6 @@ class _ModelList(TypedDict):
 
     object: Literal["list"]
     data: list[Model]
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeOpenAI
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Quiet when a client drops a kept-alive connection between requests; report anything else as usual."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Hands every request to the fake; HTTP/1.1 so clients keep connections alive as with the real API."""
-
-    protocol_version = "HTTP/1.1"
-    timeout = 60
-    server: _Server
-
-    def do_POST(self) -> None:
-        try:
-            self.server.fake._handle(self)
-        except ConnectionError:
-            self.close_connection = True  # the client went away mid-answer, e.g. an interrupted agent
-        except Exception as exc:
-            self.server.fake._error(f"the fake failed on {self.command} {self.path}: {exc!r}")
-            raise
-
-    do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_POST
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read `.requests` instead."""
 
 
 # --- Chat Completions ---
@@ -418,14 +341,14 @@ def _chat_chunks(completion: dict[str, Any], include_usage: bool) -> Iterator[di
         yield chunk({**role, "content": ""})
         role = {}
     if message["content"]:
-        for piece in _pieces(message["content"]):
+        for piece in pieces(message["content"], PIECE_SIZE):
             yield chunk({"content": piece})
     for index, call in enumerate(calls):
         function = {"name": call["function"]["name"], "arguments": ""}
         opening = {"index": index, "id": call["id"], "type": "function", "function": function}
         yield chunk({**role, "tool_calls": [opening]})
         role = {}
-        for piece in _pieces(call["function"]["arguments"]):
+        for piece in pieces(call["function"]["arguments"], PIECE_SIZE):
             yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield chunk({}, choice["finish_reason"])
     if include_usage:
@@ -529,14 +452,14 @@ def _response_events(response: dict[str, Any]) -> Iterator[dict[str, Any]]:
             for content_index, part in enumerate(item["content"]):
                 ids = {**at, "content_index": content_index}
                 yield event("response.content_part.added", **ids, part={**part, "text": ""})
-                for piece in _pieces(part["text"]):
+                for piece in pieces(part["text"], PIECE_SIZE):
                     yield event("response.output_text.delta", **ids, delta=piece, logprobs=[])
                 yield event("response.output_text.done", **ids, text=part["text"], logprobs=[])
                 yield event("response.content_part.done", **ids, part=part)
         elif item["type"] == "function_call":
             added = {**item, "status": "in_progress", "arguments": ""}
             yield event("response.output_item.added", output_index=index, item=added)
-            for piece in _pieces(item["arguments"]):
+            for piece in pieces(item["arguments"], PIECE_SIZE):
                 yield event("response.function_call_arguments.delta", **at, delta=piece)
             yield event("response.function_call_arguments.done", **at, arguments=item["arguments"])
         else:
@@ -544,7 +467,7 @@ def _response_events(response: dict[str, Any]) -> Iterator[dict[str, Any]]:
             for summary_index, part in enumerate(item["summary"]):
                 ids = {**at, "summary_index": summary_index}
                 yield event("response.reasoning_summary_part.added", **ids, part={**part, "text": ""})
-                for piece in _pieces(part["text"]):
+                for piece in pieces(part["text"], PIECE_SIZE):
                     yield event("response.reasoning_summary_text.delta", **ids, delta=piece)
                 yield event("response.reasoning_summary_text.done", **ids, text=part["text"])
                 yield event("response.reasoning_summary_part.done", **ids, part=part)
@@ -566,7 +489,7 @@ def _echo_tool(tool: Any) -> Any:
 # --- shared ---
 
 
-ACCEPTED_NULLS = {"reasoning": ("content",)}
+ACCEPTED_NULLS: dict[Any, tuple[str, ...]] = {"reasoning": ("content",)}
 """Input item fields the real Responses API takes as null where the SDK's param types only allow leaving them out:
 Codex echoes a reasoning item back with `"content": null`."""
 
@@ -605,31 +528,8 @@ def _given(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _pieces(value: str, size: int = 8) -> list[str]:
-    """Split like the real stream does: a couple of tokens per delta, never zero deltas."""
-    return [value[i : i + size] for i in range(0, len(value), size)] or [""]
-
-
 def _error(message: str, kind: str, *, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
-
-
-def _send_json(http: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
-    data = json.dumps(payload).encode()
-    http.send_response(status)
-    http.send_header("content-type", "application/json")
-    http.send_header("content-length", str(len(data)))
-    http.send_header("x-request-id", _new_id("req_"))
-    http.end_headers()
-    if http.command != "HEAD":
-        http.wfile.write(data)
-
-
-def _write_chunk(http: BaseHTTPRequestHandler, frame: str) -> None:
-    """One frame as one HTTP chunk, flushed, so the client sees it before the next is made."""
-    data = frame.encode()
-    http.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-    http.wfile.flush()
 
 
 _ids = itertools.count(1)
@@ -639,16 +539,6 @@ _FINGERPRINT = f"fp_{secrets.token_hex(5)}"
 def _new_id(prefix: str) -> str:
     """Ids shaped like the real ones (prefix + 24 base62-ish chars), unique within the process."""
     return f"{prefix}01{next(_ids):06d}{secrets.token_hex(8)}"
-
-
-def _tokens(raw: bytes) -> int:
-    """A plausible token count: about four bytes a token."""
-    return max(1, len(raw) // 4)
-
-
-@functools.cache
-def _adapter(schema: Any) -> pydantic.TypeAdapter[Any]:
-    return pydantic.TypeAdapter(schema)
 
 
 def _drain(value: Any) -> None:
@@ -672,9 +562,3 @@ def _unknown_fields(value: Any, location: str = "") -> Iterator[str]:
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _unknown_fields(item, f"{location}.{key}")
-
-
-def _summary(exc: pydantic.ValidationError, limit: int = 5) -> str:
-    """The first few errors: a union mismatch lists every variant's complaint, which drowns the useful one."""
-    lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']} ({e['input']!r:.80})" for e in exc.errors()[:limit]]
-    return f"{exc.error_count()} errors: " + "; ".join(lines)

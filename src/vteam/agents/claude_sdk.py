@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 from collections import deque
+from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import cast
 
 import claude_agent_sdk
 from ag_ui.core import BaseEvent
@@ -18,13 +21,16 @@ from claude_agent_sdk import (
     Message,
     ResultMessage,
     StreamEvent,
+    SystemMessage,
     UserMessage,
     query,
 )
+from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 from vteam.agents.base import AgentResult, Emit, Resume, TurnContext
 from vteam.agents.claude import ClaudeCodeAdapter
 from vteam.agents.claude_events import ClaudeEvents
+from vteam.agents.processes import kill_tree
 
 
 async def run_turn(adapter: ClaudeCodeAdapter, ctx: TurnContext, emit: Emit) -> AgentResult:
@@ -57,19 +63,22 @@ async def run_turn(adapter: ClaudeCodeAdapter, ctx: TurnContext, emit: Emit) -> 
         env=env,
         stderr=output.append,
     )
-    events = ClaudeEvents()
-    result: ResultMessage | None = None
+    transport = _Transport(prompt=ctx.prompt, options=options)
+    reading = asyncio.create_task(_read(adapter, transport, ctx.prompt, options, emit))
     try:
-        async for message in query(prompt=ctx.prompt, options=options):
-            if isinstance(message, ResultMessage):
-                result = message
-            for event in _translate(events, message):
-                await emit(event)
-    except ClaudeSDKError as exc:
-        if result is None:
-            return AgentResult(success=False, error=_failure(f"Claude Code failed: {exc}", output))
+        await asyncio.wait({reading})
+    except asyncio.CancelledError:
+        # The SDK's close waits 5 s for a busy CLI to exit on its own; killing it first ends the turn at once.
+        transport.kill()
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        raise
+    result, rejected, failure = reading.result()
+    if rejected is not None:
+        return AgentResult(success=False, error=f"Claude Code: the API key was rejected ({rejected})")
     if result is None:
-        return AgentResult(success=False, error=_failure("Claude Code ended without a result", output))
+        return AgentResult(success=False, error=_failure(failure or "Claude Code ended without a result", output))
     adapter.conversation_id = result.session_id
     # The reported cost adds up the whole (resumed) conversation; this turn's is the difference.
     total = result.total_cost_usd
@@ -85,6 +94,59 @@ async def run_turn(adapter: ClaudeCodeAdapter, ctx: TurnContext, emit: Emit) -> 
         cost_usd=cost,
         error=error,
     )
+
+
+class _Transport(SubprocessCLITransport):
+    """The SDK's own transport, which can also kill the CLI's whole process tree (the sandbox's included)."""
+
+    def kill(self) -> None:
+        process = self._process
+        if process is not None and process.returncode is None:
+            kill_tree(process.pid)
+
+
+async def _read(
+    adapter: ClaudeCodeAdapter, transport: _Transport, prompt: str, options: ClaudeAgentOptions, emit: Emit
+) -> tuple[ResultMessage | None, str | None, str | None]:
+    """Stream one turn's messages out as events: its result, why its key was rejected, or why it failed.
+
+    A rejected key is never worth retrying, so the first 401 ends the turn instead of the CLI's retries."""
+    events = ClaudeEvents()
+    result: ResultMessage | None = None
+    rejected: str | None = None
+    try:
+        async with contextlib.aclosing(
+            cast(AsyncGenerator[Message, None], query(prompt=prompt, options=options, transport=transport))
+        ) as messages:
+            async for message in messages:
+                rejected = _rejected(message)
+                if rejected is not None:
+                    transport.kill()
+                    break
+                if isinstance(message, SystemMessage) and message.subtype == "init":
+                    # Known from the start, so that a turn interrupted before its result is continued too.
+                    adapter.conversation_id = str(message.data.get("session_id") or "") or adapter.conversation_id
+                if isinstance(message, ResultMessage):
+                    result = message
+                for event in _translate(events, message):
+                    await emit(event)
+    except ClaudeSDKError as exc:
+        if result is None and rejected is None:
+            return None, None, f"Claude Code failed: {exc}"
+    return result, rejected, None
+
+
+def _rejected(message: Message) -> str | None:
+    """The status and reason when the model API refused the key; None for any other message."""
+    if (
+        isinstance(message, SystemMessage)
+        and message.subtype == "api_retry"
+        and message.data.get("error_status") == 401
+    ):
+        return f"401 {message.data.get('error') or 'unauthorized'}"
+    if isinstance(message, AssistantMessage) and message.error == "authentication_failed":
+        return "401 authentication_failed"
+    return None
 
 
 def _cli() -> str:

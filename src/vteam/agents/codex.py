@@ -14,13 +14,12 @@ import json
 import os
 import re
 import shutil
-from collections import deque
 from pathlib import Path
 from typing import ClassVar
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, Resume, TurnContext
+from vteam.agents.cli_process import Exit, run_jsonl
 from vteam.agents.codex_events import CodexEvents, usage_delta
-from vteam.agents.processes import kill_tree, spawn
 
 VERSION = "0.169.0"
 """The pinned `@openai/codex` version; `make setup` installs it into `.agents/`."""
@@ -28,9 +27,6 @@ MODELS = ("gpt-5-codex", "gpt-5.1-codex", "gpt-5.5")
 """Some current model ids; any other model id the provider serves works too."""
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY_VARIABLE = "OPENAI_API_KEY"
-LINE_LIMIT = 64 * 1024 * 1024
-"""The longest JSONL line read: a command's whole output arrives in one line."""
-KEEP_STDERR = 30
 NOISE = (
     re.compile(r"Refusing to create helper binaries under temporary dir"),
     re.compile(r"^Reading additional input from stdin"),
@@ -79,38 +75,18 @@ class CodexAdapter:
             self.conversation_id = resume.conversation_id
             self.usage_so_far = await asyncio.to_thread(thread_usage, codex_home, resume.conversation_id)
         await asyncio.to_thread(codex_home.mkdir, parents=True, exist_ok=True)
-        proc = await spawn(
+        events = CodexEvents()
+        end = await run_jsonl(
             ctx,
             [str(binary), *command(ctx, self.conversation_id)],
             env=environment(ctx, codex_home),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=LINE_LIMIT,
+            events=events,
+            emit=emit,
+            noise=NOISE,
         )
-        stderr: deque[str] = deque(maxlen=KEEP_STDERR)
-        reader = asyncio.create_task(_collect(proc, stderr))
-        try:
-            events = CodexEvents()
-            assert proc.stdout is not None
-            while line := await proc.stdout.readline():
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    stderr.append(line.decode(errors="replace").rstrip())
-                    continue
-                if isinstance(data, dict):
-                    for event in events.feed(data):
-                        await emit(event)
-            code = await proc.wait()
-            await reader
-        finally:
-            # The turn is over: nothing Codex started may outlive it (and see what comes next).
-            kill_tree(proc.pid)
-            reader.cancel()
-        return self._result(events, code, stderr)
+        return self._result(events, end)
 
-    def _result(self, events: CodexEvents, code: int, stderr: deque[str]) -> AgentResult:
+    def _result(self, events: CodexEvents, end: Exit) -> AgentResult:
         if events.thread_id:
             self.conversation_id = events.thread_id
         usage: dict[str, float] = {}
@@ -118,12 +94,12 @@ class CodexAdapter:
             usage = usage_delta(events.usage, self.usage_so_far)
             self.usage_so_far = events.usage
         turns = max(1, events.turns)
-        if code == 0 and not events.failed:
+        if end.code == 0 and not events.failed:
             return AgentResult(success=True, text=events.text, turns=turns, usage=usage)
-        reason = "; ".join(dict.fromkeys(events.errors)) or f"codex exited with status {code}"
+        reason = "; ".join(dict.fromkeys(events.errors)) or f"codex exited with status {end.code}"
         message = f"Codex failed: {reason}"
-        if code != 0 and stderr:
-            message += "; last output:\n" + "\n".join(stderr)
+        if end.code != 0 and end.stderr:
+            message += "; last output:\n" + "\n".join(end.stderr)
         return AgentResult(success=False, text=events.text, turns=turns, usage=usage, error=message)
 
 
@@ -164,14 +140,6 @@ def environment(ctx: TurnContext, codex_home: Path) -> dict[str, str]:
         }
     )
     return env
-
-
-async def _collect(proc: asyncio.subprocess.Process, lines: deque[str]) -> None:
-    assert proc.stderr is not None
-    while line := await proc.stderr.readline():
-        text = line.decode(errors="replace").rstrip()
-        if text and not any(pattern.search(text) for pattern in NOISE):
-            lines.append(text)
 
 
 def _adopt(resume: Resume, codex_home: Path) -> bool:

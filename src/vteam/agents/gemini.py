@@ -16,13 +16,12 @@ import json
 import os
 import re
 import shutil
-from collections import deque
 from pathlib import Path
 from typing import Any, ClassVar
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, Resume, TurnContext
+from vteam.agents.cli_process import Exit, run_jsonl
 from vteam.agents.gemini_events import GeminiEvents
-from vteam.agents.processes import kill_tree, spawn
 
 VERSION = "0.61.0"
 """The pinned `@google/gemini-cli` version; `make setup` installs it into `.agents/`."""
@@ -33,9 +32,6 @@ BASE_URL_VARIABLE = "GOOGLE_GEMINI_BASE_URL"
 MAX_ATTEMPTS_VARIABLE = "GEMINI_MAX_ATTEMPTS"
 """vTeam's setting: how often Gemini tries a failed model request (tests use 1), else `DEFAULT_MAX_ATTEMPTS`."""
 DEFAULT_MAX_ATTEMPTS = 3
-LINE_LIMIT = 64 * 1024 * 1024
-"""The longest JSONL line read: a tool's whole output can arrive in one line."""
-KEEP_STDERR = 30
 NOISE = (
     re.compile(r"256-color support not detected"),
     re.compile(r"^YOLO mode is enabled"),
@@ -88,50 +84,30 @@ class GeminiAdapter:
         if resume and self.conversation_id is None and await asyncio.to_thread(_adopt, resume, ctx.home, ctx.workdir):
             self.conversation_id = resume.conversation_id
         await asyncio.to_thread(write_settings, ctx)
-        proc = await spawn(
+        events = GeminiEvents()
+        # Gemini relaunches itself as a child node process: the loop kills the whole tree when the turn ends.
+        end = await run_jsonl(
             ctx,
             [str(binary), *command(ctx, self.conversation_id)],
             env=environment(ctx),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=LINE_LIMIT,
+            events=events,
+            emit=emit,
+            noise=NOISE,
+            close=events.close,
         )
-        stderr: deque[str] = deque(maxlen=KEEP_STDERR)
-        reader = asyncio.create_task(_collect(proc, stderr))
-        try:
-            events = GeminiEvents()
-            assert proc.stdout is not None
-            while line := await proc.stdout.readline():
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    stderr.append(line.decode(errors="replace").rstrip())
-                    continue
-                if isinstance(data, dict):
-                    for event in events.feed(data):
-                        await emit(event)
-            for event in events.close():
-                await emit(event)
-            code = await proc.wait()
-            await reader
-        finally:
-            # Gemini relaunches itself as a child node process: nothing it started may outlive the turn.
-            kill_tree(proc.pid)
-            reader.cancel()
-        return self._result(events, code, stderr)
+        return self._result(events, end)
 
-    def _result(self, events: GeminiEvents, code: int, stderr: deque[str]) -> AgentResult:
+    def _result(self, events: GeminiEvents, end: Exit) -> AgentResult:
         if events.session_id:
             self.conversation_id = events.session_id
         usage = events.usage or {}
-        if code == 0 and not events.failed:
+        if end.code == 0 and not events.failed:
             return AgentResult(success=True, text=events.text, usage=usage)
         reasons = [readable(error) for error in events.errors]
-        reason = "; ".join(dict.fromkeys(reasons)) or f"gemini exited with status {code}"
+        reason = "; ".join(dict.fromkeys(reasons)) or f"gemini exited with status {end.code}"
         message = f"Gemini failed: {reason}"
-        if code != 0 and not events.errors and stderr:
-            message += "; last output:\n" + "\n".join(stderr)
+        if end.code != 0 and not events.errors and end.stderr:
+            message += "; last output:\n" + "\n".join(end.stderr)
         return AgentResult(success=False, text=events.text, usage=usage, error=message)
 
 
@@ -208,14 +184,6 @@ def readable(error: str) -> str:
         return error
     status = " ".join(str(inner[k]) for k in ("code", "status") if inner.get(k))
     return f"{inner['message']} ({status})" if status else str(inner["message"])
-
-
-async def _collect(proc: asyncio.subprocess.Process, lines: deque[str]) -> None:
-    assert proc.stderr is not None
-    while line := await proc.stderr.readline():
-        text = line.decode(errors="replace").rstrip()
-        if text and not any(pattern.search(text) for pattern in NOISE):
-            lines.append(text)
 
 
 def _adopt(resume: Resume, home: Path, workdir: Path) -> bool:

@@ -14,13 +14,12 @@ import os
 import shutil
 import sys
 import uuid
-from collections import deque
 from pathlib import Path
 from typing import ClassVar
 
 from vteam.agents.base import AgentResult, Emit, FrameworkInfo, TurnContext
+from vteam.agents.cli_process import Exit, run_jsonl
 from vteam.agents.mini_swe_events import MiniSweEvents
-from vteam.agents.processes import kill_tree, spawn
 
 VERSION = "2.4.6"
 """The pinned `mini-swe-agent` version; `make setup` installs it into `.agents/mini-swe-agent`."""
@@ -29,8 +28,6 @@ KEY_VARIABLE = "OPENAI_API_KEY"
 DRIVER = Path(__file__).with_name("mini_swe_driver.py")
 CONVERSATIONS = ".mini-swe-agent-vteam"
 """Where in a session's HOME the conversations are saved."""
-LINE_LIMIT = 64 * 1024 * 1024
-KEEP_STDERR = 30
 
 
 def mini_swe_python() -> Path | None:
@@ -91,55 +88,31 @@ class MiniSweAdapter:
             "conversation": str(folder / f"{self.conversation_id}.json"),
             "previous": str(previous) if previous else None,
         }
-        proc = await spawn(
+        events = MiniSweEvents()
+        end = await run_jsonl(
             ctx,
             # -I, isolated: neither this folder (codex.py, …) nor user site-packages on its sys.path
             [str(python), "-I", str(DRIVER)],
             env=environment(ctx),
+            events=events,
+            emit=emit,
+            stdin=json.dumps(request).encode(),
             readonly=(DRIVER,),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=LINE_LIMIT,
         )
-        stderr: deque[str] = deque(maxlen=KEEP_STDERR)
-        reader = asyncio.create_task(_collect(proc, stderr))
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(request).encode())
-            await proc.stdin.drain()
-            proc.stdin.close()
-            events = MiniSweEvents()
-            assert proc.stdout is not None
-            while line := await proc.stdout.readline():
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    stderr.append(line.decode(errors="replace").rstrip())
-                    continue
-                if isinstance(data, dict):
-                    for event in events.feed(data):
-                        await emit(event)
-            code = await proc.wait()
-            await reader
-        finally:
-            # The turn is over: nothing the agent started may outlive it (and see what comes next).
-            kill_tree(proc.pid)
-            reader.cancel()
-        return _result(events, code, stderr)
+        return _result(events, end)
 
 
-def _result(events: MiniSweEvents, code: int, stderr: deque[str]) -> AgentResult:
+def _result(events: MiniSweEvents, end: Exit) -> AgentResult:
     result = events.result or {}
     usage = {k: float(v) for k, v in (result.get("usage") or {}).items() if isinstance(v, int | float)}
     cost = float(result.get("cost") or 0.0) or None
     turns = max(1, events.steps)
-    if code == 0 and events.submitted:
+    if end.code == 0 and events.submitted:
         return AgentResult(success=True, text=events.text, turns=turns, usage=usage, cost_usd=cost)
     reason = result.get("error") or (f"the run ended with {events.exit_status}" if events.exit_status else None)
-    message = f"mini-swe-agent failed: {reason or f'the driver exited with status {code}'}"
-    if (code != 0 or not events.result) and stderr:
-        message += "; last output:\n" + "\n".join(stderr)
+    message = f"mini-swe-agent failed: {reason or f'the driver exited with status {end.code}'}"
+    if (end.code != 0 or not events.result) and end.stderr:
+        message += "; last output:\n" + "\n".join(end.stderr)
     return AgentResult(success=False, text=events.text, turns=turns, usage=usage, cost_usd=cost, error=message)
 
 
@@ -160,11 +133,3 @@ def environment(ctx: TurnContext) -> dict[str, str]:
         }
     )
     return env
-
-
-async def _collect(proc: asyncio.subprocess.Process, lines: deque[str]) -> None:
-    assert proc.stderr is not None
-    while line := await proc.stderr.readline():
-        text = line.decode(errors="replace").rstrip()
-        if text:
-            lines.append(text)

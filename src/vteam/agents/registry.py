@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Collection, Iterable
 
@@ -9,6 +10,7 @@ from vteam.agents.base import Adapter, FrameworkInfo
 from vteam.agents.claude import ClaudeCodeAdapter
 from vteam.agents.codex import CodexAdapter
 from vteam.agents.gemini import GeminiAdapter
+from vteam.agents.installs import Installs, Readiness
 from vteam.agents.mini_swe import MiniSweAdapter
 from vteam.agents.script import ScriptAdapter
 from vteam.errors import InvalidInput
@@ -57,6 +59,24 @@ def check(framework: str, model: str | None, *, interactive: bool = False) -> No
         raise InvalidInput(
             f"unknown model {model!r} for framework {framework!r}; valid models: {', '.join(info.models)}{also}",
             errors=[{"loc": ["model"], "msg": f"unknown model {model!r}"}],
+        )
+
+
+async def readiness(installs: Installs | None = None) -> dict[str, Readiness]:
+    """Each framework's readiness here: `make run` installs the CLIs in the background, after the platform starts.
+    (It looks at files and a lock, off the event loop.)"""
+    return await asyncio.to_thread((installs or Installs()).all, list(ADAPTERS))
+
+
+async def check_ready(framework: str, installs: Installs | None = None) -> None:
+    """Raise InvalidInput naming the framework and what to do when its CLI is not installed (yet), so that a
+    session is refused at creation rather than failing when it starts."""
+    name = get(framework).info.name
+    state = await asyncio.to_thread((installs or Installs()).readiness, name)
+    if not state.ready:
+        raise InvalidInput(
+            f"framework {framework!r} is not ready here: {state.status}",
+            errors=[{"loc": ["framework"], "msg": f"framework not ready: {state.status}", "type": "not_ready"}],
         )
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field, ValidationInfo, field_validator
 
 from vteam.api.deps import Editor, EditorIssuer, PlatformDep, ProjectAdmin, authorize, role_in
+from vteam.api.responses import AccessKeyList, CallerAccess, NewAccessKey, RoleBinding, RoleBindingList, shaped
 from vteam.auth import Identity, Role
 from vteam.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vteam.resources import CamelModel, Project, validation
@@ -62,7 +63,7 @@ async def _audit(
     )
 
 
-@router.get("/access")
+@router.get("/access", **shaped(CallerAccess))
 async def access(project: str, platform: PlatformDep, caller: Identity = Depends(authorize())) -> dict[str, Any]:
     """The caller's role in the project; a platform admin's too, for a project that exists."""
     await platform.store.get(Project, project)
@@ -70,13 +71,13 @@ async def access(project: str, platform: PlatformDep, caller: Identity = Depends
     return {"project": project, "user": caller.name, "role": role.value if role else None}
 
 
-@router.get("/permissions", dependencies=[Depends(authorize())])
+@router.get("/permissions", dependencies=[Depends(authorize())], **shaped(RoleBindingList))
 async def list_permissions(project: str, platform: PlatformDep) -> dict[str, Any]:
     await platform.store.get(Project, project)
     return {"items": [b.wire() for b in await platform.accounts.bindings(project)]}
 
 
-@router.post("/permissions", status_code=201)
+@router.post("/permissions", status_code=201, **shaped(RoleBinding))
 async def bind(
     project: str, body: BindingIn, request: Request, platform: PlatformDep, caller: ProjectAdmin
 ) -> dict[str, Any]:
@@ -127,14 +128,14 @@ async def _keep_an_admin(platform: Any, project: str, subject_type: str, subject
         raise Conflict(f"{subject_type} {subject_name!r} is the project's last admin; make someone else admin first")
 
 
-@router.get("/keys", dependencies=[Depends(authorize(Role.EDIT))])
+@router.get("/keys", dependencies=[Depends(authorize(Role.EDIT))], **shaped(AccessKeyList))
 async def list_keys(project: str, platform: PlatformDep) -> dict[str, Any]:
     """The project's access keys: name, role, created, expires, last used (never their secrets)."""
     await platform.store.get(Project, project)
     return {"items": [k.wire() for k in await platform.accounts.list_tokens(project=project, kind="key")]}
 
 
-@router.post("/keys", status_code=201)
+@router.post("/keys", status_code=201, **shaped(NewAccessKey))
 async def create_key(
     project: str, body: KeyIn, request: Request, platform: PlatformDep, caller: EditorIssuer
 ) -> dict[str, Any]:

@@ -9,6 +9,16 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
 from vteam.api.deps import Person, PersonIssuer, PlatformAdmin, PlatformAdminIssuer, PlatformDep, SignedIn, authorize
+from vteam.api.responses import (
+    ApiTokenList,
+    CallerIdentity,
+    LoginLink,
+    LoginToken,
+    NewApiToken,
+    NewUser,
+    UserList,
+    shaped,
+)
 from vteam.auth import SESSION_COOKIE, Identity
 from vteam.auth.embedded import ADMIN_TOKEN_ID
 from vteam.errors import Conflict, InvalidInput, NotFound, Unauthorized
@@ -46,7 +56,7 @@ async def _audit(request: Request, platform: Any, actor: str, action: str, targe
     )
 
 
-@router.post("/api/login", dependencies=[Depends(authorize(public=True))])
+@router.post("/api/login", dependencies=[Depends(authorize(public=True))], **shaped(LoginToken))
 async def login_token(body: LoginIn, request: Request, platform: PlatformDep) -> dict[str, Any]:
     """Trade a one-time login link's token for an API token (what `vteam login` does)."""
     try:
@@ -96,7 +106,7 @@ async def logout(request: Request, platform: PlatformDep, caller: SignedIn) -> R
     return response
 
 
-@router.get("/api/me")
+@router.get("/api/me", **shaped(CallerIdentity))
 async def me(caller: SignedIn) -> dict[str, Any]:
     out: dict[str, Any] = {"name": caller.name, "kind": caller.kind, "admin": caller.admin, "groups": caller.groups}
     if caller.kind == "key":
@@ -104,12 +114,12 @@ async def me(caller: SignedIn) -> dict[str, Any]:
     return out
 
 
-@router.get("/api/users")
+@router.get("/api/users", **shaped(UserList))
 async def list_users(platform: PlatformDep, _caller: PlatformAdmin) -> dict[str, Any]:
     return {"items": [u.wire() for u in await platform.accounts.list_users()]}
 
 
-@router.post("/api/users", status_code=201)
+@router.post("/api/users", status_code=201, **shaped(NewUser))
 async def create_user(
     body: UserIn, request: Request, platform: PlatformDep, caller: PlatformAdminIssuer
 ) -> dict[str, Any]:
@@ -136,7 +146,7 @@ async def _login_link(request: Request, platform: Any, caller: Identity, user: s
     return _link(request, platform, secret)
 
 
-@router.post("/api/users/{user}/login-link", status_code=201)
+@router.post("/api/users/{user}/login-link", status_code=201, **shaped(LoginLink))
 async def new_login_link(
     user: str, request: Request, platform: PlatformDep, caller: PlatformAdminIssuer
 ) -> dict[str, Any]:
@@ -146,13 +156,13 @@ async def new_login_link(
     return {"user": user, "loginLink": await _login_link(request, platform, caller, user)}
 
 
-@router.get("/api/tokens")
+@router.get("/api/tokens", **shaped(ApiTokenList))
 async def list_tokens(platform: PlatformDep, caller: Person) -> dict[str, Any]:
     """The caller's own API tokens (never their secrets)."""
     return {"items": [t.wire() for t in await platform.accounts.list_tokens(user=caller.name, kind="api")]}
 
 
-@router.post("/api/tokens", status_code=201)
+@router.post("/api/tokens", status_code=201, **shaped(NewApiToken))
 async def create_token(body: TokenIn, request: Request, platform: PlatformDep, caller: PersonIssuer) -> dict[str, Any]:
     """A new API token for the caller; its secret is in this answer only."""
     record, secret = await platform.accounts.issue(

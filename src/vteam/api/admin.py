@@ -14,6 +14,7 @@ from pydantic import Field
 from vteam.api import audit
 from vteam.api.deps import PlatformAdmin, PlatformDep, check_access
 from vteam.api.platform import Platform, rotate_vault_key
+from vteam.api.responses import RepositoryPolicy, VaultRotation, shaped
 from vteam.auth import Identity
 from vteam.controller.job import forbidden_roots
 from vteam.errors import Conflict, Forbidden, InvalidInput, VteamError
@@ -59,7 +60,7 @@ RotatingAdmin = Annotated[Identity, Depends(_audited_admin("vault.rotate"))]
 PolicyAdmin = Annotated[Identity, Depends(_audited_admin("project.repository-policy"))]
 
 
-@router.post("/vault/rotate")
+@router.post("/vault/rotate", **shaped(VaultRotation))
 async def rotate(request: Request, platform: PlatformDep, caller: RotatingAdmin) -> dict[str, Any]:
     """Encrypt every stored secret under a new key; the old key is forgotten once nothing needs it. A second
     rotation waits for the one running; a failed one keeps every key and is audited as failed."""
@@ -81,13 +82,13 @@ def _policy_out(project: Project) -> dict[str, Any]:
     return {"project": project.name, "localRoots": list(repos.local_roots(project.metadata.annotations))}
 
 
-@router.get("/projects/{project}/repository-policy")
+@router.get("/projects/{project}/repository-policy", **shaped(RepositoryPolicy))
 async def get_repository_policy(project: str, platform: PlatformDep, caller: PlatformAdmin) -> dict[str, Any]:
     """The local folders a project's sessions may use as repositories (platform admins only)."""
     return _policy_out(await platform.store.get(Project, project))
 
 
-@router.put("/projects/{project}/repository-policy")
+@router.put("/projects/{project}/repository-policy", **shaped(RepositoryPolicy))
 async def put_repository_policy(
     project: str, body: RepositoryPolicyIn, request: Request, platform: PlatformDep, caller: PolicyAdmin
 ) -> dict[str, Any]:

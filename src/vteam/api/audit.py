@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from vteam.api.deps import PlatformAdmin, PlatformDep, SignedIn, hidden, role_in
 from vteam.api.platform import Platform
+from vteam.api.responses import AuditPage, AuditVerification, shaped
 from vteam.auth import AuditRecord, Identity, Role
 from vteam.auth.audit import Outcome
 from vteam.errors import Forbidden, InvalidInput
@@ -140,7 +141,7 @@ async def _check_project_admin(platform: Platform, caller: Identity, project: st
         raise Forbidden(f"your role in project {project!r} is {role.value}; reading its audit log needs admin")
 
 
-@router.get("")
+@router.get("", **shaped(AuditPage))
 async def list_records(
     platform: PlatformDep,
     caller: SignedIn,
@@ -184,7 +185,7 @@ async def export(
     )
 
 
-@router.get("/verify")
+@router.get("/verify", **shaped(AuditVerification))
 async def verify(platform: PlatformDep, _caller: PlatformAdmin) -> dict[str, Any]:
     """Walk the hash chain from the first record: ok, or the first record that was changed or is missing."""
     result = await platform.audit.verify()

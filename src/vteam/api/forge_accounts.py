@@ -10,6 +10,7 @@ from pydantic import Field
 
 from vteam.api.audit import record
 from vteam.api.deps import Person, PlatformDep, authorize
+from vteam.api.responses import ForgeAccountList, ForgeToken, InstallationLinked, shaped
 from vteam.auth import Identity
 from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from vteam.forges import Credential, Link, token_name, user_scope
@@ -31,7 +32,7 @@ class TokenIn(CamelModel):
     token: str = Field(min_length=8, max_length=1000, repr=False)
 
 
-@router.get("")
+@router.get("", **shaped(ForgeAccountList))
 async def list_accounts(platform: PlatformDep, caller: Person) -> dict[str, Any]:
     """What the caller has linked, never the tokens themselves."""
     stored = {s.name: s.updated for s in await platform.vault.list(user_scope(caller.name), "token:")}
@@ -54,7 +55,7 @@ async def list_accounts(platform: PlatformDep, caller: Person) -> dict[str, Any]
     }
 
 
-@router.put("/{forge}/token")
+@router.put("/{forge}/token", **shaped(ForgeToken))
 async def put_token(
     forge: ForgeName, body: TokenIn, request: Request, platform: PlatformDep, caller: Person
 ) -> dict[str, Any]:
@@ -82,7 +83,11 @@ async def install(platform: PlatformDep, caller: Person) -> RedirectResponse:
     return RedirectResponse(app.install_url(app.state_for(caller.name)), status_code=303)
 
 
-@router.get("/github/callback", response_model=None)
+@router.get(
+    "/github/callback",
+    **shaped(InstallationLinked),
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+)
 async def callback(
     request: Request,
     platform: PlatformDep,

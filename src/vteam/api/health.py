@@ -6,16 +6,22 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from vteam.api.deps import PlatformDep, authorize
+from vteam.api.responses import Health, Readiness, shaped
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", dependencies=[Depends(authorize(public=True))])
+@router.get("/healthz", dependencies=[Depends(authorize(public=True))], **shaped(Health))
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", dependencies=[Depends(authorize(public=True))])
+@router.get(
+    "/readyz",
+    dependencies=[Depends(authorize(public=True))],
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready: the database or the controller is down."}},
+)
 async def readyz(platform: PlatformDep) -> JSONResponse:
     try:
         await platform.db.ping()

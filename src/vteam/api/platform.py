@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from vteam.api.isolation import Isolation, decide_isolation
 from vteam.api.stream_slots import StreamSlots
@@ -25,6 +25,7 @@ from vteam.auth import (
     CsrfTokens,
     EmbeddedAuthenticator,
     Identity,
+    Role,
     RunnerTokens,
     Vault,
     keys,
@@ -40,21 +41,12 @@ from vteam.events import EventLog, Hub
 from vteam.events.sqlite import SqliteEventLog
 from vteam.forges import PROJECT_TOKEN, Forges, project_scope
 from vteam.resources import CREATED_BY, AgenticSession
+from vteam.services import SessionLife, Sessions, standard_checks
 from vteam.settings import Settings
 from vteam.store import ResourceStore, SqliteStore
 
 if TYPE_CHECKING:
     from vteam.api.cluster import Cluster
-
-
-class SessionLife(Protocol):
-    """What the API asks of whatever drives sessions: the embedded controller, or cluster mode's phase relay."""
-
-    def enqueue(self, key: tuple[str, str]) -> None: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -84,6 +76,35 @@ class Platform:
     """Cluster mode's Kubernetes clients, access reviews and per-user stores; None in the embedded mode."""
     streams: StreamSlots = field(default_factory=StreamSlots)
     """The event streams each user or access key holds open, for `VTEAM_MAX_STREAMS_PER_CALLER`."""
+    sessions: Sessions = field(init=False)
+    """Every action on a session, with the admission checks this platform runs (`standard_checks`)."""
+
+    def __post_init__(self) -> None:
+        self.sessions = Sessions(
+            store=self.store,
+            store_for=self.store_for,
+            events=self.events,
+            hub=self.hub,
+            life=lambda: self.controller,
+            audit=self.audit,
+            vault=self.vault,
+            role_of=self.role_of,
+            checks=standard_checks(
+                store=self.store, settings=self.settings, vault=self.vault, admit=self.isolation.admit
+            ),
+        )
+
+    async def role_of(self, identity: Identity, project: str) -> Role | None:
+        """The caller's role in a project; None when they have none (or it is not their access key's project)."""
+        if identity.admin:
+            return Role.ADMIN
+        if identity.kind == "key":
+            return identity.role if identity.project == project else None
+        if identity.kind != "user":
+            return None
+        if self.cluster is not None and identity.access_token:
+            return await self.cluster.access.role_of(identity.access_token, project)
+        return await self.accounts.role_of(project, identity.name, identity.groups)
 
     async def store_for(self, identity: Identity) -> ResourceStore:
         """The store as the caller: in cluster mode with their own Kubernetes token, so RBAC has the last word;

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
 from vteam.errors import RateLimited, VteamError
+from vteam.services.session_body import validation_errors
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,6 @@ def allowed_methods(request: Request) -> list[str]:
         if any(route.matches(scope)[0] == Match.FULL for route in routes):
             allowed.append(method)
     return allowed
-
-
-def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
-    out = []
-    for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        out.append({"loc": loc, "msg": msg})
-    return out
 
 
 def summary(errors: list[dict[str, Any]]) -> str:

@@ -13,6 +13,7 @@ from vteam.agents import registry
 from vteam.api import audit
 from vteam.api.deps import PlatformDep, ProjectAdmin, SignedIn, authorize, role_in
 from vteam.api.platform import Platform
+from vteam.api.responses import ProjectList, shaped
 from vteam.api.schemas import ProjectCreate
 from vteam.auth import Identity, Role
 from vteam.errors import Conflict, Forbidden, InvalidInput
@@ -23,7 +24,7 @@ from vteam.resources.project import ProjectDefaults
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
 
-@router.get("")
+@router.get("", **shaped(ProjectList))
 async def list_projects(
     platform: PlatformDep,
     caller: SignedIn,
@@ -59,7 +60,7 @@ async def list_projects(
     }
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, **shaped(Project))
 async def create_project(
     body: ProjectCreate, request: Request, platform: PlatformDep, caller: SignedIn
 ) -> dict[str, Any]:
@@ -85,7 +86,7 @@ async def new_project(platform: Platform, caller: Identity, project: Project) ->
     return created
 
 
-@router.get("/{project}", dependencies=[Depends(authorize())])
+@router.get("/{project}", dependencies=[Depends(authorize())], **shaped(Project))
 async def get_project(project: str, platform: PlatformDep) -> dict[str, Any]:
     return (await platform.store.get(Project, project)).wire()
 
@@ -166,7 +167,7 @@ async def update_project(
     raise AssertionError("unreachable")
 
 
-@router.patch("/{project}")
+@router.patch("/{project}", **shaped(Project))
 async def patch_project(
     project: str, body: ProjectPatch, request: Request, platform: PlatformDep, caller: ProjectAdmin
 ) -> dict[str, Any]:

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from vteam.api.deps import PlatformDep, authorize
+from vteam.api.responses import PullRequestList, shaped
 from vteam.resources import AgenticSession
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions", tags=["pull requests"])
 
 
-@router.get("/{name}/pull-requests", dependencies=[Depends(authorize())])
+@router.get("/{name}/pull-requests", dependencies=[Depends(authorize())], **shaped(PullRequestList))
 async def list_pull_requests(project: str, name: str, platform: PlatformDep) -> dict[str, Any]:
     """The change set's pull requests, and for each repo that asked for one and has none, why not."""
     session = await platform.store.get(AgenticSession, name, project)

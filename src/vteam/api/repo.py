@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from vteam.api.deps import Caller, PlatformDep
+from vteam.api.responses import BranchList, RepoBlob, RepoTree, shaped
 from vteam.errors import InvalidInput
 from vteam.forges import Credential, Forge, RepoRef, TreeEntry
 from vteam.resources import Project
@@ -50,7 +51,7 @@ def _ref(ref: str | None) -> str | None:
     return ref
 
 
-@router.get("/branches")
+@router.get("/branches", **shaped(BranchList))
 async def branches(
     project: str,
     platform: PlatformDep,
@@ -69,7 +70,7 @@ async def branches(
     }
 
 
-@router.get("/tree")
+@router.get("/tree", **shaped(RepoTree))
 async def tree(
     project: str,
     platform: PlatformDep,
@@ -105,7 +106,7 @@ def _entry(platform: Any, parent: str, entry: TreeEntry) -> dict[str, Any]:
     return out
 
 
-@router.get("/blob")
+@router.get("/blob", **shaped(RepoBlob))
 async def blob(
     project: str,
     platform: PlatformDep,

@@ -15,13 +15,25 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from vteam.api.deps import PlatformDep, Runner, check_access, get_platform
 from vteam.api.platform import Platform
 from vteam.api.problems import deny
-from vteam.api.schemas import PushTargetsIn, RunnerReport
+from vteam.api.schemas import PushTargetsIn
 from vteam.controller import set_phase, update_status
-from vteam.errors import NotFound, VteamError
-from vteam.events import Joiner, PartialError
+from vteam.errors import Conflict, NotFound, VteamError
+from vteam.events import Joiner, PartialError, Recorder
 from vteam.events import follow as follow_events
 from vteam.events.agui import CONTROLS, custom, dump
 from vteam.events.quota import SessionQuota
+from vteam.protocol import (
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    REFUSED_CLOSE_CODE,
+    Ack,
+    Control,
+    ControlAfter,
+    Hello,
+    RunnerReport,
+    UnsupportedProtocol,
+    check,
+)
 from vteam.resources import AgenticSession, Phase, RepoStatus
 
 log = logging.getLogger(__name__)
@@ -60,9 +72,10 @@ async def _change_set(platform: Platform, session: AgenticSession, report: Runne
     """Open or update the session's pull requests; each one is announced as a `vteam.pull_request` event."""
     uid = session.metadata.uid or ""
 
+    recorder = Recorder(platform.events, platform.hub)
+
     async def emit(name: str, value: dict[str, Any]) -> None:
-        env = await platform.events.append(uid, name, dump(custom(name, **value)))
-        platform.hub.publish(uid, [env])
+        await recorder.record(uid, name, dump(custom(name, **value)))
 
     base = platform.settings.public_url or platform.server_url
     url = f"{base.rstrip('/')}/api/projects/{session.namespace}/agentic-sessions/{session.name}"
@@ -99,12 +112,18 @@ async def push_targets(
 
 @router.websocket("/ws")
 async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
-    """The runner's one connection. Server: `{"lastSeq"}` (the runner's highest stored seq), then
-    `{"ack": seq}` after each durable append, and `{"control": envelope}` for each user message,
-    interrupt or end after the cursor the runner sends first as `{"controlAfter": seq}`.
+    """The runner's one connection, in `vteam.protocol`'s frames. Server: `Hello` (its protocol and the
+    runner's highest stored seq), then `Ack` after each durable append, and `Control` for each user message,
+    interrupt or end after the cursor the runner sends first in `ControlAfter` (with its protocol).
+
+    A runner speaking another protocol is refused with the reason: in the handshake when it names its
+    protocol in a header, or with a close (code 4409) when its `ControlAfter` does.
     """
     platform = get_platform(websocket)
     try:
+        declared = websocket.headers.get(PROTOCOL_HEADER)
+        if declared is not None:
+            _supported(declared)
         await check_access(websocket, platform, only_runner=True)
         session = await platform.store.get(AgenticSession, name, project)
     except VteamError as exc:
@@ -114,9 +133,9 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
     await websocket.accept()
     sending = asyncio.Lock()
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(frame: Hello | Ack | Control) -> None:
         async with sending:
-            await websocket.send_text(json.dumps(message))
+            await websocket.send_text(json.dumps(frame.wire()))
 
     async def forward_controls(after: int) -> None:
         async def finished() -> bool:
@@ -127,10 +146,11 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
 
         async for env in follow_events(platform.events, platform.hub, uid, after=after, finished=finished):
             if env.type in CONTROLS:
-                await send({"control": env.frame()})
+                await send(Control(control=env.frame()))
 
     forwarder: asyncio.Task[None] | None = None
     joiner = Joiner()
+    recorder = Recorder(platform.events, platform.hub)
     try:
         held = await platform.events.last_runner_seq(uid)
         quota = _quotas.get(uid)
@@ -141,24 +161,29 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
                 session_limit=platform.settings.max_session_event_bytes,
             )
             quota = _quotas.setdefault(uid, fresh)
-        await send({"lastSeq": held})
+        await send(Hello(protocol=PROTOCOL_VERSION, last_seq=held))
         while True:
             frame = json.loads(await websocket.receive_text())
             if "controlAfter" in frame:
+                cursor = ControlAfter.model_validate(frame)
+                check(cursor.protocol)
                 if forwarder is None:
-                    forwarder = asyncio.create_task(forward_controls(int(frame["controlAfter"])))
+                    forwarder = asyncio.create_task(forward_controls(cursor.control_after))
                 continue
             envelope = joiner.feed(frame)
             if envelope is None:
                 continue
             kept = quota.admit(envelope) if envelope.seq > held else None
             if kept is not None:
-                stored = await platform.events.append_runner(uid, [kept])
-                platform.hub.publish(uid, stored)
+                await recorder.record_runner(uid, [kept])
             held = max(held, envelope.seq)
-            await send({"ack": envelope.seq})
+            await send(Ack(ack=envelope.seq))
     except WebSocketDisconnect:
         return
+    except UnsupportedProtocol as exc:
+        log.warning("runner %s/%s refused: %s", project, name, exc)
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code=REFUSED_CLOSE_CODE, reason=_reason(str(exc)))
     except (PartialError, ValueError, KeyError) as exc:
         log.warning("runner %s/%s sent a bad frame: %s", project, name, exc)
         if websocket.client_state == WebSocketState.CONNECTED:
@@ -169,3 +194,18 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
             forwarder.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                 await forwarder
+
+
+def _supported(declared: str) -> None:
+    """The protocol a runner names in its handshake, refused as a problem when this backend does not speak it."""
+    try:
+        check(int(declared))
+    except ValueError as exc:
+        raise Conflict(
+            str(exc) if isinstance(exc, UnsupportedProtocol) else f"runner protocol {declared!r} is not a number"
+        ) from exc
+
+
+def _reason(message: str) -> str:
+    """A close reason holds 123 bytes of UTF-8; the message is ASCII and kept whole when it fits."""
+    return message.encode()[:123].decode(errors="ignore")

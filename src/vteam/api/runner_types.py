@@ -8,12 +8,15 @@ from fastapi import APIRouter, Depends
 
 from vteam.agents import registry
 from vteam.api.deps import authorize
+from vteam.api.responses import RunnerType, shaped
 
 router = APIRouter(prefix="/api", tags=["frameworks"], dependencies=[Depends(authorize(None))])
 
 
-@router.get("/runner-types")
+@router.get("/runner-types", **shaped(list[RunnerType]))
 async def runner_types() -> list[dict[str, Any]]:
+    """Every framework, and whether it is ready here: `make run` installs the CLIs after the platform starts."""
+    readiness = await registry.readiness()
     return [
         {
             "name": info.name,
@@ -24,6 +27,8 @@ async def runner_types() -> list[dict[str, Any]]:
             "secretAlternatives": list(info.secret_alternatives),
             "settings": list(info.settings),
             "capabilities": {"interactive": info.interactive, "resume": info.resume, "streaming": info.streaming},
+            "ready": readiness[info.name].ready,
+            "status": readiness[info.name].status,
         }
         for info in registry.infos()
     ]

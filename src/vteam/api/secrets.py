@@ -19,6 +19,7 @@ from vteam.agents import registry
 from vteam.api.access import same_project
 from vteam.api.audit import record
 from vteam.api.deps import PlatformDep, authorize
+from vteam.api.responses import Secret, SecretList, shaped
 from vteam.auth import Identity, Role, Room, SecretInfo
 from vteam.errors import InvalidInput, NotFound
 from vteam.forges import PROJECT_TOKEN, project_scope
@@ -86,7 +87,7 @@ def _shown(info: SecretInfo) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", **shaped(SecretList))
 async def list_secrets(project: str, platform: PlatformDep) -> dict[str, Any]:
     await platform.store.get(Project, project)
     items = await platform.vault.list(project_scope(project))
@@ -99,7 +100,7 @@ def _caller(request: Request) -> Identity:
     return identity
 
 
-@router.put("/{name}")
+@router.put("/{name}", **shaped(Secret))
 async def put_secret(
     project: str, body: SecretIn, request: Request, platform: PlatformDep, name: str = SecretName
 ) -> dict[str, Any]:

@@ -18,14 +18,15 @@ from vteam.controller.transitions import set_phase, utcnow
 from vteam.errors import Conflict, Expired, InvalidTransition, NotFound, VteamError
 from vteam.events import EventLog, Hub
 from vteam.policy import repos
+from vteam.protocol import Env
 from vteam.resources import SETTINGS_NAME, AgenticSession, Phase, Project, ProjectSettings, status_patch
 from vteam.store import ResourceStore
 
 log = logging.getLogger(__name__)
 
-SECRET_PREFIX = "VTEAM_SECRET_"  # noqa: S105 - a variable-name prefix, not a password
+SECRET_PREFIX = Env.SECRET_PREFIX
 """A framework's secret for the runner; the executor never puts these in an exec environment."""
-SETTING_PREFIX = "VTEAM_AGENT_ENV_"
+SETTING_PREFIX = Env.AGENT_ENV_PREFIX
 
 
 class ProjectSecret(NamedTuple):
@@ -302,11 +303,11 @@ class Controller:
             return
         env = {
             **self._runner_env,
-            "VTEAM_SERVER": self._server_url(),
-            "VTEAM_PROJECT": project,
-            "VTEAM_SESSION": name,
-            "VTEAM_SESSION_UID": uid,
-            "VTEAM_RUNNER_TOKEN": self._tokens.mint(project, name, uid),
+            Env.SERVER: self._server_url(),
+            Env.PROJECT: project,
+            Env.SESSION: name,
+            Env.SESSION_UID: uid,
+            Env.RUNNER_TOKEN: self._tokens.mint(project, name, uid),
         }
         await self._minted(project, name)
         env.update(repo_policy_env(session, await self._local_roots(project)))
@@ -376,7 +377,7 @@ class Controller:
         home = self.executor.agent_home(parent)
         if not parent.status.conversation_id or home is None:
             return {}
-        return {"VTEAM_RESUME_CONVERSATION": parent.status.conversation_id, "VTEAM_RESUME_HOME": home}
+        return {Env.RESUME_CONVERSATION: parent.status.conversation_id, Env.RESUME_HOME: home}
 
     async def _deleted(self, session: AgenticSession) -> None:
         self._forget_timer(session.key)

@@ -15,6 +15,7 @@ from typing import Any
 
 from vteam.agents import registry
 from vteam.policy import repos
+from vteam.protocol import Env
 from vteam.resources import API_VERSION, RUNNER_SECRET, AgenticSession, ProjectSettings, ResourceAmounts
 from vteam.settings import Settings
 
@@ -24,8 +25,8 @@ COMPONENT_LABELS = {"app.kubernetes.io/managed-by": "vteam", "app.kubernetes.io/
 CONTAINER = "runner"
 TOKEN_KEY = "runner-token"  # noqa: S105 - a key name inside the Secret, not a password
 GIT_TOKEN_KEY = "git-token"  # noqa: S105 - a key name inside the Secret, not a password
-PROJECT_SECRET_PREFIX = "VTEAM_SECRET_"  # noqa: S105 - how the runner tells an agent's secrets from the rest
-AGENT_SETTING_PREFIX = "VTEAM_AGENT_ENV_"
+PROJECT_SECRET_PREFIX = Env.SECRET_PREFIX
+AGENT_SETTING_PREFIX = Env.AGENT_ENV_PREFIX
 WORKSPACE = "/workspace"
 HOME = "/home/runner"
 TMP = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, not a shared folder
@@ -139,16 +140,16 @@ def resources(settings: Settings, project_settings: ProjectSettings | None) -> d
 def runner_env(settings: Settings) -> dict[str, str]:
     """The runner's plain settings, the same for a local runner process and a runner Job."""
     env = {
-        "VTEAM_GIT_USERNAME": settings.git_username,
-        "VTEAM_GIT_AUTHOR_NAME": settings.git_author_name,
-        "VTEAM_GIT_AUTHOR_EMAIL": settings.git_author_email,
-        "VTEAM_IDLE_TIMEOUT_SECONDS": str(settings.idle_timeout_seconds),
-        "VTEAM_STALL_TIMEOUT_SECONDS": str(settings.stall_timeout_seconds),
+        Env.GIT_USERNAME: settings.git_username,
+        Env.GIT_AUTHOR_NAME: settings.git_author_name,
+        Env.GIT_AUTHOR_EMAIL: settings.git_author_email,
+        Env.IDLE_TIMEOUT_SECONDS: str(settings.idle_timeout_seconds),
+        Env.STALL_TIMEOUT_SECONDS: str(settings.stall_timeout_seconds),
     }
     if settings.git_token_hosts:
-        env["VTEAM_GIT_TOKEN_HOSTS"] = settings.git_token_hosts
-    env["VTEAM_REPO_ALLOW_HOSTS"] = settings.repo_allow_hosts
-    env["VTEAM_REPO_SERVICE_RANGES"] = settings.repo_service_ranges
+        env[Env.GIT_TOKEN_HOSTS] = settings.git_token_hosts
+    env[Env.REPO_ALLOW_HOSTS] = settings.repo_allow_hosts
+    env[Env.REPO_SERVICE_RANGES] = settings.repo_service_ranges
     return env
 
 
@@ -161,7 +162,7 @@ def repo_policy_env(session: AgenticSession, local_roots: tuple[str, ...]) -> di
     """The session's own part of the repository policy: its project's local roots, and whether a
     platform admin created it (the API marks such sessions; any local path but vTeam's own is then fine)."""
     admin = session.metadata.annotations.get(repos.ANY_LOCAL_ANNOTATION) == "true"
-    return {"VTEAM_REPO_LOCAL_ROOTS": json.dumps(list(local_roots)), "VTEAM_REPO_ANY_LOCAL": "1" if admin else "0"}
+    return {Env.REPO_LOCAL_ROOTS: json.dumps(list(local_roots)), Env.REPO_ANY_LOCAL: "1" if admin else "0"}
 
 
 def render_job(
@@ -190,20 +191,20 @@ def render_job(
         **runner_env(settings),
         **repo_policy_env(session, local_roots),
         **{f"{AGENT_SETTING_PREFIX}{key}": value for key, value in (agent_settings or {}).items()},
-        "VTEAM_SERVER": settings.public_url,
-        "VTEAM_PROJECT": project,
-        "VTEAM_SESSION": name,
-        "VTEAM_SESSION_UID": session.metadata.uid or "",
-        "VTEAM_WORKSPACE": WORKSPACE,
-        "VTEAM_ISOLATION": ISOLATION,
+        Env.SERVER: settings.public_url,
+        Env.PROJECT: project,
+        Env.SESSION: name,
+        Env.SESSION_UID: session.metadata.uid or "",
+        Env.WORKSPACE: WORKSPACE,
+        Env.ISOLATION: ISOLATION,
         "HOME": HOME,
         "TMPDIR": TMP,
         "PYTHONUNBUFFERED": "1",
     }
     env: list[dict[str, Any]] = [{"name": key, "value": value} for key, value in plain.items()]
-    env.append(_from_secret("VTEAM_RUNNER_TOKEN", secret, TOKEN_KEY))
+    env.append(_from_secret(Env.RUNNER_TOKEN, secret, TOKEN_KEY))
     if settings.git_token is not None:
-        env.append(_from_secret("VTEAM_GIT_TOKEN", secret, GIT_TOKEN_KEY))
+        env.append(_from_secret(Env.GIT_TOKEN, secret, GIT_TOKEN_KEY))
     runner_secret = project_settings.spec.runner_secret if project_settings is not None else RUNNER_SECRET
     env_from: list[dict[str, Any]] = []
     if agent_secrets is None:

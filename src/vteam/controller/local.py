@@ -31,6 +31,7 @@ from vteam.controller.executor import NO_RUNNER, Key, OnExit, RunnerState
 from vteam.controller.prefork import Prefork, PreforkError, RunnerUser
 from vteam.controller.session_home import scrub
 from vteam.errors import InvalidInput, VteamError
+from vteam.protocol import Env
 from vteam.resources import AgenticSession
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 PIDFILE = "runner.pid"
 EXITFILE = "runner.exit"
 LOGFILE = "runner.log"
-SECRET_ENV = ("VTEAM_RUNNER_TOKEN", "VTEAM_GIT_TOKEN")
+SECRET_ENV = Env.SECRETS
 """Handed to a new runner process over a pipe, never in its exec environment (readable in /proc)."""
 PASS_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
 TRAVERSE_ONLY = 0o711
@@ -214,16 +215,16 @@ class LocalExecutor:
     async def start(self, session: AgenticSession, env: dict[str, str]) -> None:
         workspace = workspace_for(self._root, session)
         # A restarted runner, or a continue reading its parent's HOME, comes after that HOME's wipe.
-        resumed = env.get("VTEAM_RESUME_HOME")
+        resumed = env.get(Env.RESUME_HOME)
         await self._wiped(workspace, *([Path(resumed).parent] if resumed else []))
         self._make_workspace(workspace)
         keep = _keep(session.spec.framework)
-        given = tuple(v for k, v in env.items() if k in SECRET_ENV or k.startswith("VTEAM_SECRET_"))
+        given = tuple(v for k, v in env.items() if Env.is_secret(k))
         for stale in (PIDFILE, EXITFILE):
             (workspace / stale).unlink(missing_ok=True)
         full_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
         full_env.update(env)
-        full_env.update({"HOME": str(workspace / "home"), "VTEAM_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"})
+        full_env.update({"HOME": str(workspace / "home"), Env.WORKSPACE: str(workspace), "PYTHONUNBUFFERED": "1"})
         if self._prefork is not None:
             try:
                 pid = await self._prefork.spawn(
@@ -238,10 +239,10 @@ class LocalExecutor:
                 self._runners[session.key] = runner
                 log.info("forked runner pid %d for %s/%s", pid, *session.key)
                 return
-        secrets = {k: full_env.pop(k) for k in list(full_env) if k in SECRET_ENV or k.startswith("VTEAM_SECRET_")}
+        secrets = {k: full_env.pop(k) for k in list(full_env) if Env.is_secret(k)}
         payload = json.dumps(secrets).encode()
         read_end, write_end = os.pipe()
-        full_env["VTEAM_SECRETS_FD"] = str(read_end)
+        full_env[Env.SECRETS_FD] = str(read_end)
         user = self._user
         try:
             with os.fdopen(self._open_log(workspace), "ab") as logfile:

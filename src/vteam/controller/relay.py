@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from vteam.controller.executor import Key
 from vteam.errors import Expired, VteamError
-from vteam.events import Hub
+from vteam.events import Hub, Recorder
 from vteam.events.agui import PHASE, custom, dump
 from vteam.events.announced import PhaseTrackingLog
 from vteam.resources import AgenticSession, Phase
@@ -47,7 +47,7 @@ class PhaseRelay:
     ) -> None:
         self._store = store
         self._log = log
-        self._hub = hub
+        self._recorder = Recorder(log, hub)
         self._seen = seen or (lambda _: None)
         """Told of every session the relay sees, so others (the event log's locator) need not list them."""
         self._gone = gone or (lambda _: None)
@@ -123,5 +123,4 @@ class PhaseRelay:
         value: dict[str, object] = {"phase": phase.value, "previous": previous or "", "final": phase.terminal}
         if session.status.message:
             value["message"] = session.status.message
-        env = await self._log.append(uid, PHASE, dump(custom(PHASE, **value)))
-        self._hub.publish(uid, [env])
+        await self._recorder.record(uid, PHASE, dump(custom(PHASE, **value)))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vteam.errors import Conflict, InvalidTransition
-from vteam.events import EventLog, Hub
+from vteam.events import EventLog, Hub, Recorder
 from vteam.events.agui import PHASE, custom, dump
 from vteam.resources import AgenticSession, Phase, check_transition, status_patch
 from vteam.store import ResourceStore
@@ -62,8 +62,7 @@ async def set_phase(
             value = {"phase": phase.value, "previous": current.status.phase.value, "final": phase.terminal}
             if message:
                 value["message"] = message
-            env = await log.append(current.metadata.uid or "", PHASE, dump(custom(PHASE, **value)))
-            hub.publish(current.metadata.uid or "", [env])
+            await Recorder(log, hub).record(current.metadata.uid or "", PHASE, dump(custom(PHASE, **value)))
         return updated
     raise AssertionError("unreachable")
 

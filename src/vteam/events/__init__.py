@@ -7,6 +7,7 @@ builds envelopes, does not load a database driver.
 from vteam.events.envelope import Envelope, Joiner, PartialError, now_ts, split
 from vteam.events.hub import Hub
 from vteam.events.log import EventLog
+from vteam.events.recorder import Recorder
 from vteam.events.seq import MAX_SEQ, parse_seq, resume_from
 from vteam.events.stream import follow, is_final
 
@@ -17,6 +18,7 @@ __all__ = [
     "Hub",
     "Joiner",
     "PartialError",
+    "Recorder",
     "follow",
     "is_final",
     "now_ts",

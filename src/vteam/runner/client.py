@@ -10,6 +10,7 @@ from typing import Any
 import certifi
 import httpx
 
+from vteam.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, RunnerReport
 from vteam.resources import STORED, AgenticSession
 from vteam.runner.config import RunnerConfig
 from vteam.runner.redact import Redactor
@@ -31,7 +32,7 @@ class RunnerApi:
         self._redactor = redactor
         self._http = httpx.AsyncClient(
             base_url=config.server,
-            headers={"Authorization": f"Bearer {config.token}"},
+            headers={"Authorization": f"Bearer {config.token}", PROTOCOL_HEADER: str(PROTOCOL_VERSION)},
             timeout=httpx.Timeout(30.0, connect=5.0),
             verify=TLS,
         )
@@ -43,15 +44,15 @@ class RunnerApi:
         response = await self._request("GET", self._config.session_path)
         return AgenticSession.model_validate(response.json(), context=STORED)
 
-    async def report(self, **status: Any) -> None:
-        """Post a status report (agentStatus, message, result, repos, final) for this session.
+    async def report(self, report: RunnerReport) -> None:
+        """Post a status report for this session, with every secret the runner knows redacted from it.
 
         The final report waits while the server opens the change set's pull requests.
         """
-        timeout = httpx.Timeout(FINAL_REPORT_SECONDS, connect=5.0) if status.get("final") else None
+        timeout = httpx.Timeout(FINAL_REPORT_SECONDS, connect=5.0) if report.final else None
         kwargs: dict[str, Any] = {"timeout": timeout} if timeout else {}
         path = self._config.session_path + "/runner/status"
-        await self._request("POST", path, json=self._redactor.data(status), **kwargs)
+        await self._request("POST", path, json=self._redactor.data(report.wire()), **kwargs)
 
     async def push_targets(self, repos: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Where each repo's branch goes (the repo, or the user's fork) and the token to push it with."""

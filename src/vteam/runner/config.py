@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vteam.agents import Resume
 from vteam.policy.repos import RepoPolicy, split_list
+from vteam.protocol import Env
 from vteam.runner.git import Credentials
 
 
@@ -42,43 +43,41 @@ class RunnerConfig:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunnerConfig:
         env = dict(os.environ if env is None else env)
-        if fd := env.pop("VTEAM_SECRETS_FD", None):
+        if fd := env.pop(Env.SECRETS_FD, None):
             env.update(_read_secrets(int(fd)))
-            os.environ.pop("VTEAM_SECRETS_FD", None)
-        missing = [
-            k for k in ("VTEAM_SERVER", "VTEAM_PROJECT", "VTEAM_SESSION", "VTEAM_RUNNER_TOKEN") if not env.get(k)
-        ]
+            os.environ.pop(Env.SECRETS_FD, None)
+        missing = [k for k in Env.REQUIRED if not env.get(k)]
         if missing:
             raise SystemExit(f"vteam runner: missing environment: {', '.join(missing)} (the executor sets these)")
         return cls(
-            server=env["VTEAM_SERVER"].rstrip("/"),
-            project=env["VTEAM_PROJECT"],
-            session=env["VTEAM_SESSION"],
-            token=env["VTEAM_RUNNER_TOKEN"],
-            workspace=Path(env.get("VTEAM_WORKSPACE") or os.getcwd()),
-            git_token=env.get("VTEAM_GIT_TOKEN") or None,
-            git_username=env.get("VTEAM_GIT_USERNAME") or "x-access-token",
-            git_ssh_key_file=env.get("VTEAM_GIT_SSH_KEY_FILE") or None,
-            git_token_hosts=tuple(env.get("VTEAM_GIT_TOKEN_HOSTS", "").replace(",", " ").split()),
-            author_name=env.get("VTEAM_GIT_AUTHOR_NAME") or "vTeam",
-            author_email=env.get("VTEAM_GIT_AUTHOR_EMAIL") or "vteam@localhost",
-            reconnect_seconds=float(env.get("VTEAM_RUNNER_RECONNECT_SECONDS") or 300),
-            idle_timeout=float(env.get("VTEAM_IDLE_TIMEOUT_SECONDS") or 1800),
-            stall_timeout=float(env.get("VTEAM_STALL_TIMEOUT_SECONDS") or 900),
-            resume=Resume(env["VTEAM_RESUME_CONVERSATION"], Path(env["VTEAM_RESUME_HOME"]))
-            if env.get("VTEAM_RESUME_CONVERSATION") and env.get("VTEAM_RESUME_HOME")
+            server=env[Env.SERVER].rstrip("/"),
+            project=env[Env.PROJECT],
+            session=env[Env.SESSION],
+            token=env[Env.RUNNER_TOKEN],
+            workspace=Path(env.get(Env.WORKSPACE) or os.getcwd()),
+            git_token=env.get(Env.GIT_TOKEN) or None,
+            git_username=env.get(Env.GIT_USERNAME) or "x-access-token",
+            git_ssh_key_file=env.get(Env.GIT_SSH_KEY_FILE) or None,
+            git_token_hosts=tuple(env.get(Env.GIT_TOKEN_HOSTS, "").replace(",", " ").split()),
+            author_name=env.get(Env.GIT_AUTHOR_NAME) or "vTeam",
+            author_email=env.get(Env.GIT_AUTHOR_EMAIL) or "vteam@localhost",
+            reconnect_seconds=float(env.get(Env.RECONNECT_SECONDS) or 300),
+            idle_timeout=float(env.get(Env.IDLE_TIMEOUT_SECONDS) or 1800),
+            stall_timeout=float(env.get(Env.STALL_TIMEOUT_SECONDS) or 900),
+            resume=Resume(env[Env.RESUME_CONVERSATION], Path(env[Env.RESUME_HOME]))
+            if env.get(Env.RESUME_CONVERSATION) and env.get(Env.RESUME_HOME)
             else None,
-            agent_secrets=_prefixed(env, "VTEAM_SECRET_"),
-            agent_settings=_prefixed(env, "VTEAM_AGENT_ENV_"),
-            isolation=env.get("VTEAM_ISOLATION") or "sandbox",
-            sandbox_hide=_paths(env.get("VTEAM_SANDBOX_HIDE")),
-            sandbox_allow_hosts=env.get("VTEAM_SANDBOX_ALLOW_HOSTS", ""),
+            agent_secrets=_prefixed(env, Env.SECRET_PREFIX),
+            agent_settings=_prefixed(env, Env.AGENT_ENV_PREFIX),
+            isolation=env.get(Env.ISOLATION) or "sandbox",
+            sandbox_hide=_paths(env.get(Env.SANDBOX_HIDE)),
+            sandbox_allow_hosts=env.get(Env.SANDBOX_ALLOW_HOSTS, ""),
             repo_policy=RepoPolicy(
-                local_roots=_paths(env.get("VTEAM_REPO_LOCAL_ROOTS")),
-                any_local=env.get("VTEAM_REPO_ANY_LOCAL") == "1",
-                forbidden_roots=_paths(env.get("VTEAM_REPO_FORBIDDEN_ROOTS")),
-                allow_hosts=split_list(env.get("VTEAM_REPO_ALLOW_HOSTS", "")),
-                service_ranges=split_list(env.get("VTEAM_REPO_SERVICE_RANGES", "10.96.0.0/12")),
+                local_roots=_paths(env.get(Env.REPO_LOCAL_ROOTS)),
+                any_local=env.get(Env.REPO_ANY_LOCAL) == "1",
+                forbidden_roots=_paths(env.get(Env.REPO_FORBIDDEN_ROOTS)),
+                allow_hosts=split_list(env.get(Env.REPO_ALLOW_HOSTS, "")),
+                service_ranges=split_list(env.get(Env.REPO_SERVICE_RANGES, "10.96.0.0/12")),
             ),
         )
 
@@ -123,5 +122,5 @@ def scrub_environment() -> None:
     """Drop everything the executor handed over from the runner's own environment once it is read, so no
     process it starts (an SDK passes the whole environment on to its CLI) inherits a secret or a path."""
     for key in list(os.environ):
-        if key.startswith("VTEAM_"):
+        if key.startswith(Env.PREFIX):
             del os.environ[key]

@@ -18,11 +18,16 @@ from ag_ui.core import BaseEvent, RunErrorEvent, RunFinishedEvent, RunStartedEve
 
 from vteam.agents import Adapter, AgentResult, TurnContext
 from vteam.events.agui import END, INTERRUPT, USER_MESSAGE
+from vteam.protocol import RunnerReport
 from vteam.runner.client import RunnerApi
-from vteam.runner.stream import EventStream
+from vteam.runner.stream import EventStream, StreamClosed
 
 TAIL_TYPES = frozenset({"TEXT_MESSAGE_CONTENT", "TOOL_CALL_RESULT"})
 TAIL_CHARS = 2000
+
+
+class TurnFailed(Exception):
+    """A turn raised; its run has already ended with a RUN_ERROR saying so."""
 
 
 class Conversation:
@@ -50,6 +55,7 @@ class Conversation:
         self._stall_timeout = stall_timeout
         self._last_activity = time.monotonic()
         self._tail = ""
+        self._open_run: str | None = None
 
     async def _emit(self, event: BaseEvent) -> None:
         """Emit, noting the time (for stall detection) and the latest output (for failure messages)."""
@@ -61,30 +67,60 @@ class Conversation:
         await self._stream.emit(event)
 
     async def turn(self, prompt: str) -> AgentResult:
+        """One AG-UI run; it ends with exactly one RUN_FINISHED or RUN_ERROR however it ends, a stop included."""
         run_id = f"{self._thread_id}-{len(self.results) + 1}"
         await self._stream.emit(RunStartedEvent(thread_id=self._thread_id, run_id=run_id))
-        await self._api.report(agentStatus="working")
-        self._last_activity = time.monotonic()
+        self._open_run = run_id
         work = asyncio.create_task(self._adapter.run_turn(self._context_for(prompt), self._emit))
+        try:
+            await self._api.report(RunnerReport(agent_status="working"))
+            result, ending = await self._watch(work, run_id)
+        except asyncio.CancelledError:
+            await _cancel(work)
+            await self._end_run(RunErrorEvent(message="stopped: the session was stopped or timed out", code="STOPPED"))
+            raise
+        except Exception as exc:
+            await _cancel(work)
+            message = f"{type(exc).__name__}: {exc}"
+            await self._end_run(RunErrorEvent(message=message, code="FAILED"))
+            raise TurnFailed(message) from exc
+        await self._end_run(ending)
+        self.results.append(result)
+        return result
+
+    async def _end_run(self, event: RunFinishedEvent | RunErrorEvent) -> None:
+        """The one place a run ends: once, and only if one is open."""
+        if self._open_run is None:
+            return
+        self._open_run = None
+        with contextlib.suppress(StreamClosed):
+            await self._stream.emit(event)
+
+    async def _watch(
+        self, work: asyncio.Task[AgentResult], run_id: str
+    ) -> tuple[AgentResult, RunFinishedEvent | RunErrorEvent]:
+        """Wait for the turn, taking interrupts, ends and queued messages meanwhile; its result and run ending."""
+        self._last_activity = time.monotonic()
         stopped_by: str | None = None
         while not work.done():
             control = asyncio.create_task(self._stream.controls.get())
             quiet_for = time.monotonic() - self._last_activity
-            await asyncio.wait(
-                {work, control}, timeout=max(0.0, self._stall_timeout - quiet_for), return_when=asyncio.FIRST_COMPLETED
-            )
-            if not control.done():
-                control.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await control
+            try:
+                await asyncio.wait(
+                    {work, control},
+                    timeout=max(0.0, self._stall_timeout - quiet_for),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                if not control.done():
+                    await _cancel(control)
+            if not control.done() or control.cancelled():
                 if work.done():
                     break
                 if time.monotonic() - self._last_activity >= self._stall_timeout:
                     self.stalled = f"the agent stalled: no output for {self._stall_timeout:g} s"
                     stopped_by = "the stall timeout"
-                    work.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await work
+                    await _cancel(work)
                     break
                 continue
             value = control.result()
@@ -94,30 +130,24 @@ class Conversation:
             stopped_by = _sender(value)
             if value["type"] == END:
                 self.ended = f"ended by {stopped_by}"
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
+            await _cancel(work)
         if self.stalled is not None:
             last = f"; last output:\n{self._tail}" if self._tail else ""
             result = AgentResult(success=False, error=self.stalled + last)
-            await self._stream.emit(RunErrorEvent(message=result.error or "", code="STALLED"))
-        elif stopped_by is not None:
+            return result, RunErrorEvent(message=result.error or "", code="STALLED")
+        if stopped_by is not None:
             result = AgentResult(success=False, error=f"interrupted by {stopped_by}")
-            await self._stream.emit(RunErrorEvent(message=result.error or "", code="INTERRUPTED"))
-        else:
-            result = work.result()
-            if result.success:
-                summary = {"text": (result.text or "")[-2000:]}
-                await self._stream.emit(RunFinishedEvent(thread_id=self._thread_id, run_id=run_id, result=summary))
-            else:
-                await self._stream.emit(RunErrorEvent(message=result.error or "the agent failed"))
-        self.results.append(result)
-        return result
+            return result, RunErrorEvent(message=result.error or "", code="INTERRUPTED")
+        result = work.result()
+        if result.success:
+            summary = {"text": (result.text or "")[-2000:]}
+            return result, RunFinishedEvent(thread_id=self._thread_id, run_id=run_id, result=summary)
+        return result, RunErrorEvent(message=result.error or "the agent failed")
 
     async def converse(self, idle_timeout: float) -> None:
         """Take user messages turn by turn until a person ends the session or it idles out."""
         while self.ended is None and self.stalled is None:
-            await self._api.report(agentStatus="waiting_input")
+            await self._api.report(RunnerReport(agent_status="waiting_input"))
             if self._waiting:
                 control = self._waiting.popleft()
             else:
@@ -149,6 +179,13 @@ class Conversation:
             cost_usd=sum(costs) if costs else None,
             error=last.error,
         )
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel a task and wait until it has cleaned up (an adapter kills its processes)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _sender(control: dict[str, Any]) -> str:

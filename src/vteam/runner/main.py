@@ -17,13 +17,14 @@ from ag_ui.core import RunErrorEvent
 
 from vteam import logs
 from vteam.agents import AgentResult, TurnContext, registry
+from vteam.protocol import RunnerReport
 from vteam.resources import REPORTED, AgenticSession, RepoStatus
 from vteam.runner import confine, workspace
 from vteam.runner.client import RunnerApi
 from vteam.runner.config import RunnerConfig, scrub_environment
-from vteam.runner.conversation import Conversation
+from vteam.runner.conversation import Conversation, TurnFailed
 from vteam.runner.redact import Redactor
-from vteam.runner.stream import EventStream
+from vteam.runner.stream import EventStream, StreamClosed
 
 log = logging.getLogger("vteam.runner")
 
@@ -75,16 +76,18 @@ async def run(config: RunnerConfig) -> int:
 
 async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream, redactor: Redactor) -> int:
     session = await api.get_session()
-    await api.report(phase="Running", agentStatus="working")
+    await api.report(RunnerReport(phase="Running", agent_status="working"))
     try:
+        await stream.ready()
         outcome = await _work(config, session, api, stream, redactor)
     except Exception as exc:
-        known = isinstance(exc, workspace.WorkspaceError)
+        known = isinstance(exc, workspace.WorkspaceError | TurnFailed | StreamClosed)
         message = redactor.text(str(exc) if known else f"{type(exc).__name__}: {exc}")
         log.error("session failed: %s", message)
-        await stream.emit(RunErrorEvent(message=message))
+        if not isinstance(exc, TurnFailed | StreamClosed):
+            await stream.emit(RunErrorEvent(message=message))
         await stream.flush()
-        await api.report(final=True, agentStatus="idle", message=message, conditions=_reported())
+        await api.report(RunnerReport.model_validate(_final(message)))
         return 1
     result, statuses, ok, message = outcome.result, outcome.repos, outcome.ok, outcome.message
     if not await stream.flush():
@@ -93,13 +96,14 @@ async def _run_session(config: RunnerConfig, api: RunnerApi, stream: EventStream
         message = f"the server did not acknowledge every event of the session{pushed}"
         log.error(message)
     await api.report(
-        final=True,
-        agentStatus="idle",
-        message=message,
-        result={"text": result.text, "turns": result.turns, "usage": result.usage, "costUsd": result.cost_usd},
-        repos=[s.wire() for s in statuses],
-        conditions=_reported(),
-        **({"conversationId": outcome.conversation_id} if outcome.conversation_id else {}),
+        RunnerReport.model_validate(
+            _final(
+                message,
+                result={"text": result.text, "turns": result.turns, "usage": result.usage, "costUsd": result.cost_usd},
+                repos=[s.wire() for s in statuses],
+                conversationId=outcome.conversation_id,
+            )
+        )
     )
     return 0 if ok else 1
 
@@ -168,5 +172,7 @@ async def _work(
     return Outcome(result, statuses, True, message, conversation_id)
 
 
-def _reported() -> list[dict[str, str]]:
-    return [{"type": REPORTED, "status": "True", "reason": "RunnerFinished"}]
+def _final(message: str, **fields: object) -> dict[str, object]:
+    """The last report of a runner, in the wire's spelling: idle, with its message and the finished condition."""
+    conditions = [{"type": REPORTED, "status": "True", "reason": "RunnerFinished"}]
+    return {"final": True, "agentStatus": "idle", "message": message, "conditions": conditions, **fields}

@@ -16,10 +16,21 @@ from typing import Any
 
 from ag_ui.core import BaseEvent
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from vteam.events import Envelope, now_ts, split
 from vteam.events.agui import dump, envelope_type
+from vteam.protocol import (
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    REFUSED_CLOSE_CODE,
+    Ack,
+    Control,
+    ControlAfter,
+    Hello,
+    mismatch,
+    server_frame,
+)
 from vteam.runner.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -32,9 +43,20 @@ class StreamClosed(Exception):
 
 
 class EventStream:
-    def __init__(self, url: str, token: str, redactor: Redactor, *, reconnect_seconds: float = 300) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        redactor: Redactor,
+        *,
+        reconnect_seconds: float = 300,
+        protocol: int = PROTOCOL_VERSION,
+    ) -> None:
         self._url = url
         self._token = token
+        self._protocol = protocol
+        """The protocol this runner speaks; another value only in tests of a mismatch."""
+        self._greeted = asyncio.Event()
         self._redactor = redactor
         self._reconnect_seconds = reconnect_seconds
         self._seq = 0
@@ -61,6 +83,12 @@ class EventStream:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-stream")
+
+    async def ready(self) -> None:
+        """Wait until the server has greeted this runner in a protocol both speak; StreamClosed saying why not."""
+        await self._greeted.wait()
+        if self._error is not None:
+            raise StreamClosed(str(self._error))
 
     async def emit(self, event: BaseEvent) -> None:
         """Queue an event; waits while too much is unacknowledged, which slows the agent to what is stored."""
@@ -104,7 +132,7 @@ class EventStream:
             try:
                 async with connect(
                     self._url,
-                    additional_headers={"Authorization": f"Bearer {self._token}"},
+                    additional_headers={"Authorization": f"Bearer {self._token}", PROTOCOL_HEADER: str(self._protocol)},
                     max_size=None,
                     open_timeout=10,
                     ping_interval=20,
@@ -112,37 +140,54 @@ class EventStream:
                     down_since, delay = None, 0.1
                     await self._session(ws)
             except InvalidStatus as exc:
-                if exc.response.status_code in (401, 403, 404):
-                    self._error = exc
-                    self._acked_event.set()
-                    self._room.set()
-                    log.error("server refused the event stream: %s", exc.response.status_code)
+                if exc.response.status_code in (401, 403, 404, 409):
+                    self._fail(StreamClosed(_refusal(exc)))
+                    log.error("server refused the event stream: %s", self._error)
                     return
+            except ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == REFUSED_CLOSE_CODE:
+                    self._fail(StreamClosed(exc.rcvd.reason))
+                    log.error("server refused the event stream: %s", self._error)
+                    return
+                log.warning("event stream interrupted: %s", type(exc).__name__)
+            except _Refused as exc:
+                self._fail(StreamClosed(str(exc)))
+                log.error("refusing the server: %s", self._error)
+                return
             except (OSError, WebSocketException, TimeoutError) as exc:
                 log.warning("event stream interrupted: %s", type(exc).__name__)
             now = time.monotonic()
             down_since = down_since or now
             if now - down_since > self._reconnect_seconds:
-                self._error = StreamClosed("could not reach the server to deliver events")
-                self._acked_event.set()
-                self._room.set()
+                self._fail(StreamClosed("could not reach the server to deliver events"))
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 3.0)
 
+    def _fail(self, error: StreamClosed) -> None:
+        """The stream is over for good: wake everyone waiting on it, so they see why."""
+        self._error = error
+        self._greeted.set()
+        self._acked_event.set()
+        self._room.set()
+
     async def _session(self, ws: ClientConnection) -> None:
-        hello = json.loads(await ws.recv())
-        self._ack(int(hello.get("lastSeq", 0)))
-        await ws.send(json.dumps({"controlAfter": self._control_after}))
+        hello = Hello.model_validate(json.loads(await ws.recv()))
+        if hello.protocol != self._protocol:
+            raise _Refused(mismatch(self._protocol, hello.protocol))
+        self._ack(hello.last_seq)
+        cursor = ControlAfter(protocol=self._protocol, control_after=self._control_after)
+        await ws.send(json.dumps(cursor.wire()))
+        self._greeted.set()
         sender = asyncio.create_task(self._send(ws))
         try:
             async for raw in ws:
-                message = json.loads(raw)
-                if "ack" in message:
-                    self._ack(int(message["ack"]))
-                elif "control" in message and int(message["control"]["seq"]) > self._control_after:
-                    self._control_after = int(message["control"]["seq"])
-                    self.controls.put_nowait(message["control"])
+                frame = server_frame(json.loads(raw))
+                if isinstance(frame, Ack):
+                    self._ack(frame.ack)
+                elif isinstance(frame, Control) and frame.seq > self._control_after:
+                    self._control_after = frame.seq
+                    self.controls.put_nowait(frame.control)
         finally:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketException, OSError):
@@ -167,3 +212,16 @@ class EventStream:
             self._pending_bytes -= self._sizes.pop(self._pending.popleft().seq, 0)
         self._acked_event.set()
         self._room.set()
+
+
+class _Refused(Exception):
+    """The server speaks a protocol this runner does not."""
+
+
+def _refusal(exc: InvalidStatus) -> str:
+    """The server's reason for refusing the handshake: its problem's detail, or the status."""
+    try:
+        detail = json.loads(exc.response.body or b"{}").get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail or f"the server refused the event stream ({exc.response.status_code})")

@@ -4,8 +4,8 @@ repositories' results and diffs, and the controls an editor has over it.
 The page renders the last stored events up to seq N (a long conversation's tail; `/earlier` pages
 the rest on demand, in a worker thread like the page) and opens `/stream?after=N`, which sends HTML
 fragments for the events after N; both come from one renderer (`vteam.web.conversation`), so a
-reload shows each event exactly once. The controls call the API's own functions, so the checks,
-transitions and audit records are the API's.
+reload shows each event exactly once. The controls call `Sessions`, as the API does, so the checks,
+transitions and audit records are the same at both doors.
 """
 
 from __future__ import annotations
@@ -23,18 +23,14 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from sse_starlette import ServerSentEvent
 
-from vteam.api import conversation as api_conversation
-from vteam.api import sessions as api_sessions
-from vteam.api.deps import PlatformDep
-from vteam.api.platform import Platform
-from vteam.api.stream_access import GuardedEventSource, StreamGuard
-from vteam.api.streams import _events
 from vteam.auth import Identity, Role
 from vteam.errors import InvalidInput
 from vteam.events import MAX_SEQ, Envelope, is_final, resume_from
 from vteam.events.agui import PHASE
 from vteam.resources import AgenticSession
+from vteam.services import ContinueIn, MessageIn
 from vteam.web.conversation import Conversation, DiffView, agent_badge, phase_badge
+from vteam.web.deps import GuardedEventSource, Platform, PlatformDep, StreamGuard
 from vteam.web.pages import Who, csrf_token, page, project_role, render, templates
 
 router = APIRouter(include_in_schema=False)
@@ -224,7 +220,7 @@ async def session_stream(
     csrf = csrf_token(request)  # the live parts' forms are rendered without the request
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async with aclosing(guard.bounded(_events(platform, project, name, session, start))) as envs:
+        async with aclosing(guard.bounded(platform.sessions.follow(session, after=start))) as envs:
             async for env in envs:
                 html = conv.feed(env)
                 if env.type == PHASE:
@@ -248,6 +244,11 @@ def _reason(exc: ValidationError) -> str:
     return str(exc.errors()[0].get("msg", "not valid")).removeprefix("Value error, ")
 
 
+def _request_id(request: Request) -> str | None:
+    """The request's id, so the audit record and the log line can be matched."""
+    return getattr(request.state, "request_id", None)
+
+
 def _back(request: Request, project: str, name: str) -> Response:
     """htmx requests stay on the page (the stream shows the effect); plain form posts go back to it."""
     if request.headers.get("HX-Request"):
@@ -262,10 +263,10 @@ async def send_message(
 ) -> Response:
     await project_role(platform, me, project, Role.EDIT)
     try:
-        body = api_conversation.MessageIn(text=text)
+        message = MessageIn(text=text)
     except ValidationError as exc:
         raise InvalidInput(f"write a message (at most 100,000 characters): {_reason(exc)}") from None
-    await api_conversation.post_message(project, name, body, platform, me)
+    await platform.sessions.send_message(caller=me, project=project, name=name, message=message)
     if request.headers.get("HX-Request"):
         # A fresh, empty form: the message itself shows up in the conversation from the stream.
         context = {"base": _path(project, name), "sent": True, "csrf": csrf_token(request)}
@@ -277,7 +278,7 @@ async def send_message(
 @page
 async def interrupt(request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who) -> Response:
     await project_role(platform, me, project, Role.EDIT)
-    await api_conversation.interrupt(project, name, request, platform, me)
+    await platform.sessions.interrupt(caller=me, project=project, name=name, request_id=_request_id(request))
     return _back(request, project, name)
 
 
@@ -285,7 +286,7 @@ async def interrupt(request: Request, project: str, name: str, platform: Platfor
 @page
 async def stop(request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who) -> Response:
     await project_role(platform, me, project, Role.EDIT)
-    await api_sessions.stop_session(project, name, request, platform, me)
+    await platform.sessions.stop(caller=me, project=project, name=name, request_id=_request_id(request))
     return _back(request, project, name)
 
 
@@ -296,11 +297,13 @@ async def continue_session(
 ) -> Response:
     await project_role(platform, me, project, Role.EDIT)
     try:
-        body = api_sessions.ContinueIn(prompt=prompt)
+        change = ContinueIn(prompt=prompt)
     except ValidationError as exc:
         raise InvalidInput(f"write a prompt for the continued session: {_reason(exc)}") from None
-    child = await api_sessions.continue_session(project, name, body, request, platform, me)
-    return RedirectResponse(_path(project, child["metadata"]["name"]), status_code=303)
+    child = await platform.sessions.continue_(
+        caller=me, project=project, name=name, change=change, request_id=_request_id(request)
+    )
+    return RedirectResponse(_path(project, child.name), status_code=303)
 
 
 @router.post("/projects/{project}/sessions/{name}/delete")
@@ -309,5 +312,5 @@ async def delete_session(
     request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who
 ) -> Response:
     await project_role(platform, me, project, Role.EDIT)
-    await api_sessions.delete_session(project, name, request, platform, me)
+    await platform.sessions.delete(caller=me, project=project, name=name, request_id=_request_id(request))
     return RedirectResponse(f"/projects/{project}", status_code=303)

@@ -2,8 +2,8 @@
 
 The page reads the store once per request and does filtering, sorting and paging in Python, so a
 table of any length costs one query and no per-row look-ups. The form builds the very body the API
-takes and runs it through the API's own checks (`parse_session_body`, the framework registry, the
-project's secrets), so the browser and the API can never disagree about what a valid session is.
+takes and hands it to `Sessions.create`, the one place the API creates sessions too, so the browser and the
+API can never disagree about what a valid session is.
 """
 
 from __future__ import annotations
@@ -21,19 +21,14 @@ from starlette.datastructures import FormData
 
 from vteam.agents import registry
 from vteam.agents.base import FrameworkInfo
-from vteam.api import audit
-from vteam.api.deps import PlatformDep
-from vteam.api.platform import Platform
-from vteam.api.problems import validation_errors
-from vteam.api.repo_policy import check_session
-from vteam.api.schemas import parse_session_body
-from vteam.api.sessions import available_secrets
 from vteam.auth import Identity, Role
 from vteam.errors import InvalidInput, IsolationRefused, NotFound, VteamError
 from vteam.policy.links import is_safe_link
 from vteam.resources import CREATED_BY, AgenticSession, Phase, Project, SessionSpec
 from vteam.resources.session import DEFAULT_TIMEOUT
+from vteam.services.session_body import validation_errors
 from vteam.store import selectors
+from vteam.web.deps import Platform, PlatformDep
 from vteam.web.pages import Who, page, project_role, render
 
 router = APIRouter(include_in_schema=False)
@@ -506,7 +501,7 @@ async def _form_page(
         errors=errors,
         frameworks=framework_infos(),
         info=framework_info(form.framework),
-        available=await available_secrets(platform, project.name, form.framework),
+        available=await platform.sessions.available_secrets(project=project.name, framework=form.framework),
         next_index=max(r.index for r in form.repos) + 1,
     )
 
@@ -522,21 +517,15 @@ async def new_session(request: Request, project: str, platform: PlatformDep, me:
 @router.post("/projects/{project}/sessions")
 @page
 async def create_session(request: Request, project: str, platform: PlatformDep, me: Identity = Who) -> Response:
-    """Create from the form: the API's parsing and checks, its CREATED_BY annotation and audit record;
-    a mistake re-renders the form (422) with the input kept and the API's message by its field."""
+    """Create from the form through `Sessions.create`, as the API does; a mistake re-renders the form (422)
+    with the input kept and the message by its field."""
     await project_role(platform, me, project, Role.EDIT)
     found = await platform.store.get(Project, project)
     form = SessionForm.parse(await request.form())
     try:
-        session = parse_session_body(form.body(), project, defaults=getattr(found.spec, "defaults", None))
-        session.metadata.annotations[CREATED_BY] = me.name
-        registry.check(session.spec.framework, session.spec.model, interactive=session.spec.interactive)
-        platform.isolation.admit(me, session.spec.framework)
-        registry.check_secrets(
-            session.spec.framework, await available_secrets(platform, project, session.spec.framework)
+        created = await platform.sessions.create(
+            caller=me, project=project, body=form.body(), request_id=getattr(request.state, "request_id", None)
         )
-        await check_session(platform, me, session)
-        created = await (await platform.store_for(me)).create(session)
     except ValidationError as exc:
         errors = field_errors(validation_errors(list(exc.errors())), form)
         return await _form_page(request, platform, found, form, errors, status_code=422)
@@ -550,10 +539,6 @@ async def create_session(request: Request, project: str, platform: PlatformDep, 
             raise
         errors = {"name" if exc.status == 409 else "form": exc.detail}
         return await _form_page(request, platform, found, form, errors, status_code=exc.status)
-    details = {"framework": created.spec.framework}
-    await audit.record(
-        request, platform, me, "session.create", f"session/{created.name}", project=project, details=details
-    )
     return RedirectResponse(f"/projects/{project}/sessions/{created.name}", status_code=303)
 
 
@@ -576,7 +561,7 @@ async def framework_fields(
         form=form,
         errors={},
         info=framework_info(framework),
-        available=await available_secrets(platform, project, framework),
+        available=await platform.sessions.available_secrets(project=project, framework=framework),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,7 +26,7 @@ from vteam.api.deps import PlatformDep
 from vteam.api.platform import Platform
 from vteam.api.projects import ProjectPatch, update_project
 from vteam.auth import Identity, Role
-from vteam.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from vteam.errors import AlreadyExists, Conflict, InvalidInput, NotFound, VteamError
 from vteam.forges import project_scope
 from vteam.resources import Project
 from vteam.web.pages import Who, page, project_role, render
@@ -179,33 +180,76 @@ async def settings(
     return await _settings(request, platform, me, project, role=role, new_key=_take_secret(me, project, key), done=done)
 
 
+# Every form below has one shape: the role check, then the change through the API's route; a redirect back to
+# the section after it, or the page again with the error beside the form.
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A settings form as submitted: who sends it for which project, with which role there, and what was typed."""
+
+    request: Request
+    platform: Platform
+    me: Identity
+    project: str
+    role: Role
+    typed: dict[str, str] | None = None
+    """What the page shows again after an inline error (never a secret's value)."""
+
+    async def submit(
+        self,
+        change: Callable[[], Awaitable[object]],
+        *,
+        section: Section,
+        error_key: str,
+        done: str | None = None,
+        invalid: Callable[[ValidationError], str] = _message,
+        inline: tuple[type[VteamError], ...] = INLINE,
+    ) -> Response:
+        """Make the change, then go back to `section` (or where the change redirects: API answers are not pages).
+
+        A ValidationError or an `inline` error re-renders the page with it under `error_key`; any other
+        error is the error page."""
+        try:
+            answer = await change()
+        except ValidationError as exc:
+            return await self._again(422, {error_key: invalid(exc)})
+        except inline as exc:
+            return await self._again(exc.status, {error_key: exc.detail})
+        return answer if isinstance(answer, RedirectResponse) else _back(self.project, section, done)
+
+    async def _again(self, status_code: int, errors: dict[str, str]) -> Response:
+        return await _settings(
+            self.request,
+            self.platform,
+            self.me,
+            self.project,
+            role=self.role,
+            status_code=status_code,
+            errors=errors,
+            form=self.typed,
+        )
+
+
+async def _form(
+    request: Request, platform: Platform, me: Identity, project: str, needs: Role, typed: dict[str, str] | None = None
+) -> _Form:
+    """The form's sender, after the check that their role in the project allows the change (else the error page)."""
+    role = await project_role(platform, me, project, needs)
+    return _Form(request, platform, me, project, role, typed)
+
+
 # Members: the API's bind and unbind, which keep a project's last admin.
 
 
-async def _bind(
-    request: Request,
-    platform: Platform,
-    me: Identity,
-    project: str,
-    form: dict[str, str],
-    error_key: str,
-    done: str,
-) -> Response:
-    role = await project_role(platform, me, project, Role.ADMIN)
-    try:
+async def _bind(form: _Form, typed: dict[str, str], error_key: str, done: str) -> Response:
+    async def change() -> object:
         body = access.BindingIn.model_validate(
-            {"subjectType": form["subject_type"], "subjectName": form["subject_name"].strip(), "role": form["role"]}
+            {"subjectType": typed["subject_type"], "subjectName": typed["subject_name"].strip(), "role": typed["role"]}
         )
-        await access.bind(project, body, request, platform, me)
-    except ValidationError as exc:
-        errors = {error_key: _message(exc)}
-        return await _settings(request, platform, me, project, role=role, status_code=422, errors=errors, form=form)
-    except INLINE as exc:
-        errors = {error_key: exc.detail}
-        return await _settings(
-            request, platform, me, project, role=role, status_code=exc.status, errors=errors, form=form
-        )
-    return _back(project, "members", done)
+        return await access.bind(form.project, body, form.request, form.platform, form.me)
+
+    return await form.submit(change, section="members", error_key=error_key, done=done)
 
 
 @router.post("/projects/{project}/settings/members")
@@ -219,8 +263,9 @@ async def add_member(
     subject_name: str = Form(""),
     role: str = Form("view"),
 ) -> Response:
-    form = {"subject_type": subject_type, "subject_name": subject_name, "role": role}
-    return await _bind(request, platform, me, project, form, "member", "member-added")
+    typed = {"subject_type": subject_type, "subject_name": subject_name, "role": role}
+    form = await _form(request, platform, me, project, Role.ADMIN, typed)
+    return await _bind(form, typed, "member", "member-added")
 
 
 @router.post("/projects/{project}/settings/members/role")
@@ -234,8 +279,9 @@ async def change_member(
     subject_name: str = Form(""),
     role: str = Form("view"),
 ) -> Response:
-    form = {"subject_type": subject_type, "subject_name": subject_name, "role": role}
-    return await _bind(request, platform, me, project, form, f"member:{subject_type}/{subject_name}", "member-saved")
+    typed = {"subject_type": subject_type, "subject_name": subject_name, "role": role}
+    form = await _form(request, platform, me, project, Role.ADMIN, typed)
+    return await _bind(form, typed, f"member:{subject_type}/{subject_name}", "member-saved")
 
 
 @router.post("/projects/{project}/settings/members/remove")
@@ -248,16 +294,17 @@ async def remove_member(
     subject_type: str = Form("user"),
     subject_name: str = Form(""),
 ) -> Response:
-    role = await project_role(platform, me, project, Role.ADMIN)
+    form = await _form(request, platform, me, project, Role.ADMIN)
     if subject_type not in ("user", "group"):
         raise InvalidInput("subject type must be user or group")
     kind: Literal["user", "group"] = "user" if subject_type == "user" else "group"
-    try:
-        await access.unbind(project, kind, subject_name, request, platform, me)
-    except (*INLINE, NotFound) as exc:
-        errors = {f"member:{subject_type}/{subject_name}": exc.detail}
-        return await _settings(request, platform, me, project, role=role, status_code=exc.status, errors=errors)
-    return _back(project, "members", "member-removed")
+    return await form.submit(
+        lambda: access.unbind(project, kind, subject_name, request, platform, me),
+        section="members",
+        error_key=f"member:{subject_type}/{subject_name}",
+        done="member-removed",
+        inline=(*INLINE, NotFound),
+    )
 
 
 # Access keys: the API's create and revoke, which cap a key's role at its maker's.
@@ -274,23 +321,18 @@ async def create_key(
     role: str = Form("view"),
     expires_in_days: str = Form(""),
 ) -> Response:
-    mine = await project_role(platform, me, project, Role.EDIT)
-    form = {"key_name": name, "key_role": role, "expires_in_days": expires_in_days}
-    try:
+    typed = {"key_name": name, "key_role": role, "expires_in_days": expires_in_days}
+    form = await _form(request, platform, me, project, Role.EDIT, typed)
+
+    async def change() -> RedirectResponse:
         body = access.KeyIn.model_validate(
             {"name": name.strip(), "role": role, "expiresInDays": expires_in_days.strip() or None}
         )
         created = await access.create_key(project, body, request, platform, me)
-    except ValidationError as exc:
-        errors = {"key": _message(exc)}
-        return await _settings(request, platform, me, project, role=mine, status_code=422, errors=errors, form=form)
-    except INLINE as exc:
-        errors = {"key": exc.detail}
-        return await _settings(
-            request, platform, me, project, role=mine, status_code=exc.status, errors=errors, form=form
-        )
-    handle = _hold_secret(me, project, str(created["name"]), str(created["token"]))
-    return _back(project, "keys", key=handle)
+        # The secret waits for the page after the redirect, which shows it once.
+        return _back(project, "keys", key=_hold_secret(me, project, str(created["name"]), str(created["token"])))
+
+    return await form.submit(change, section="keys", error_key="key")
 
 
 @router.post("/projects/{project}/settings/keys/{key_id}/revoke")
@@ -298,9 +340,14 @@ async def create_key(
 async def revoke_key(
     request: Request, project: str, key_id: str, platform: PlatformDep, me: Identity = Who
 ) -> Response:
-    await project_role(platform, me, project, Role.EDIT)
-    await access.revoke_key(key_id, project, request, platform, me)
-    return _back(project, "keys", "key-revoked")
+    form = await _form(request, platform, me, project, Role.EDIT)
+    return await form.submit(
+        lambda: access.revoke_key(key_id, project, request, platform, me),
+        section="keys",
+        error_key="key",
+        done="key-revoked",
+        inline=(),
+    )
 
 
 # Secrets: the API's write and delete; values go in and never come back out.
@@ -318,24 +365,24 @@ async def save_secret(
     frameworks: list[str] = Form([]),
 ) -> Response:
     """Write a secret and its frameworks (none ticked: every framework) through the API's own route."""
-    role = await project_role(platform, me, project, Role.ADMIN)
     # Never the value: it must not come back in the page.
-    form = {"secret_name": name, "secret_frameworks": ",".join(frameworks)}
+    typed = {"secret_name": name, "secret_frameworks": ",".join(frameworks)}
+    form = await _form(request, platform, me, project, Role.ADMIN, typed)
     name = name.strip()
-    try:
+
+    async def change() -> object:
         if not secrets_api.NAME.match(name):
             raise InvalidInput(f"secret name {name!r} must be upper-case letters, digits and '_', e.g. GIT_TOKEN")
         body = secrets_api.SecretIn.model_validate({"value": value, "frameworks": frameworks or None})
-        await secrets_api.put_secret(project, body, request, platform, name)
-    except ValidationError as exc:
-        errors = {"secret": _message(exc) if value else "value: enter a value of at most 64,000 characters"}
-        return await _settings(request, platform, me, project, role=role, status_code=422, errors=errors, form=form)
-    except INLINE as exc:
-        errors = {"secret": exc.detail}
-        return await _settings(
-            request, platform, me, project, role=role, status_code=exc.status, errors=errors, form=form
-        )
-    return _back(project, "secrets", "secret-saved")
+        return await secrets_api.put_secret(project, body, request, platform, name)
+
+    return await form.submit(
+        change,
+        section="secrets",
+        error_key="secret",
+        done="secret-saved",
+        invalid=lambda exc: _message(exc) if value else "value: enter a value of at most 64,000 characters",
+    )
 
 
 @router.post("/projects/{project}/settings/secrets/{name}/delete")
@@ -343,11 +390,16 @@ async def save_secret(
 async def delete_secret(
     request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who
 ) -> Response:
-    await project_role(platform, me, project, Role.ADMIN)
+    form = await _form(request, platform, me, project, Role.ADMIN)
     if not secrets_api.NAME.match(name):
         raise NotFound(f"no secret {name!r} in project {project!r}")
-    await secrets_api.delete_secret(project, request, platform, name)
-    return _back(project, "secrets", "secret-deleted")
+    return await form.submit(
+        lambda: secrets_api.delete_secret(project, request, platform, name),
+        section="secrets",
+        error_key="secret",
+        done="secret-deleted",
+        inline=(),
+    )
 
 
 # Defaults: the API's merge patch, checked against the agent registry.
@@ -364,21 +416,17 @@ async def save_defaults(
     model: str = Form(""),
     timeout_seconds: str = Form(""),
 ) -> Response:
-    role = await project_role(platform, me, project, Role.ADMIN)
-    form = {"framework": framework, "model": model, "timeout": timeout_seconds}
+    typed = {"framework": framework, "model": model, "timeout": timeout_seconds}
+    form = await _form(request, platform, me, project, Role.ADMIN, typed)
     values: dict[str, Any] = {
         "framework": framework.strip() or None,
         "model": model.strip() or None,
         "timeout": timeout_seconds.strip() or None,
     }
-    try:
-        await update_project(request, platform, me, project, ProjectPatch.model_validate({"defaults": values}))
-    except ValidationError as exc:
-        errors = {"defaults": _message(exc).removeprefix("defaults.")}
-        return await _settings(request, platform, me, project, role=role, status_code=422, errors=errors, form=form)
-    except INLINE as exc:
-        errors = {"defaults": exc.detail}
-        return await _settings(
-            request, platform, me, project, role=role, status_code=exc.status, errors=errors, form=form
-        )
-    return _back(project, "defaults", "defaults-saved")
+    return await form.submit(
+        lambda: update_project(request, platform, me, project, ProjectPatch.model_validate({"defaults": values})),
+        section="defaults",
+        error_key="defaults",
+        done="defaults-saved",
+        invalid=lambda exc: _message(exc).removeprefix("defaults."),
+    )
