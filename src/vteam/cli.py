@@ -113,8 +113,8 @@ def up(
     from vteam.api.middleware import proxy_secret, proxy_trust
     from vteam.errors import VteamError
     from vteam.events.envelope import MAX_FRAME_BYTES
+    from vteam.server import create_app
     from vteam.settings import Settings
-    from vteam.web import create_app
 
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port, "home": home}.items() if v is not None}
     settings = Settings(**overrides)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+from pathlib import Path
 
+import vteam
 from tests.events.envelopes import runner_events
 from vteam.events import EventLog, Hub, Recorder
 from vteam.events.agui import PHASE, custom, dump
@@ -29,3 +32,22 @@ async def test_runner_events_are_published_once_though_resent(log: EventLog, hub
     assert again == []
     assert delivered == first
     assert [e.seq for e in await log.read("u2")] == [1, 2, 3]
+
+
+def test_only_the_recorder_publishes_events() -> None:
+    """A writer that stores an event and publishes it by hand can forget the second half, so outside
+    `vteam.events` no module calls a hub's `publish`: they record through `Recorder`."""
+    root = Path(vteam.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        if path.is_relative_to(root / "events"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "publish"
+                and "hub" in ast.unparse(node.func.value).lower()
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []

@@ -1,10 +1,11 @@
 """What every agent CLI must do the same way, run for real against its scripted model API on 127.0.0.1: a
 rejected key fails the session with the reason and without retries, a continued session resumes its parent's
 conversation, and an interrupt stops the running command. What is a framework's own (its tools, events and usage)
-stays in its test file (test_codex.py, test_gemini.py, test_mini_swe.py)."""
+stays in its test file (test_claude_code.py, test_codex.py, test_gemini.py, test_mini_swe.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -14,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import fake_gemini, fake_openai
+from tests.support import fake_anthropic, fake_gemini, fake_openai
 from tests.support.api import create_session, get_session, read_events, sessions_path, wait_phase, wait_turns
 from tests.support.server import Server
 from vteam.agents.codex import codex_binary
 from vteam.agents.gemini import gemini_binary
 from vteam.agents.mini_swe import mini_swe_python
 
-Fake = fake_openai.FakeOpenAI | fake_gemini.FakeGemini
+Fake = fake_openai.FakeOpenAI | fake_gemini.FakeGemini | fake_anthropic.FakeAnthropic
 SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && echo"
 
 
@@ -45,7 +46,10 @@ class Framework:
     """The conversation a recorded request sent (its messages)."""
     long_command: Callable[[str], Any] | None = None
     """A scripted reply running a shell command; None where the framework has no interrupt test."""
-    check_rejected: Callable[[Fake], None] = lambda fake: None
+    prompt_tail: int = 1
+    """How many of the latest messages a continued session's new prompt may be in (Claude Code adds a note)."""
+    check_rejected: Callable[[Fake, str, list[dict[str, Any]]], None] = lambda fake, message, events: None
+    """Checks of the fake, the session's message and its events after a rejected key."""
     check_continued: Callable[[dict[str, Any], Any], None] = lambda child, request: None
 
 
@@ -68,12 +72,32 @@ def _codex_continued(child: dict[str, Any], request: Any) -> None:
     assert abs(child["status"]["result"]["usage"]["input_tokens"] - counted) < counted / 10
 
 
-def _gemini_rejected(fake: Fake) -> None:
+def _gemini_rejected(fake: Fake, message: str, events: list[dict[str, Any]]) -> None:
     # Without a model, Gemini's router first asks a small model to pick one (rejected too), then the default model.
     main = [r for r in fake.of_kind("unauthorized") if r.method == "streamGenerateContent"]
     assert len(main) == 1, "a rejected key is not retried (the default of three attempts applies here)"
 
 
+def _claude_rejected(fake: Fake, message: str, events: list[dict[str, Any]]) -> None:
+    assert message == "Claude Code: the API key was rejected (401 authentication_failed)", message
+    unauthorized = [r for r in fake.of_kind("unauthorized") if r.path == "/v1/messages"]
+    assert len(unauthorized) == 1, "a rejected key is not retried"
+    assert [e["data"]["message"] for e in events if e["type"] == "RUN_ERROR"] == [message]
+
+
+CLAUDE_CODE = Framework(
+    name="claude-code",
+    installed=lambda: importlib.util.find_spec("claude_agent_sdk"),
+    fake=lambda key: fake_anthropic.FakeAnthropic(api_key=key),
+    env=lambda fake, key: {"ANTHROPIC_API_KEY": key, "ANTHROPIC_BASE_URL": fake.url},
+    failed="Claude Code",
+    rejected=("API key was rejected",),
+    answer=lambda words: [fake_anthropic.text(words)],
+    conversation=lambda request: list(request.body["messages"]),
+    long_command=lambda cmd: [fake_anthropic.tool_use("Bash", {"command": cmd, "description": "wait"})],
+    prompt_tail=2,
+    check_rejected=_claude_rejected,
+)
 CODEX = Framework(
     name="codex",
     installed=codex_binary,
@@ -108,7 +132,7 @@ MINI_SWE = Framework(
     answer=lambda words: [fake_openai.tool_call("bash", {"command": f"{SUBMIT} {words}"})],
     conversation=lambda request: list(request.body["messages"]),
 )
-FRAMEWORKS = [CODEX, GEMINI, MINI_SWE]
+FRAMEWORKS = [CLAUDE_CODE, CODEX, GEMINI, MINI_SWE]
 INTERRUPTIBLE = [f for f in FRAMEWORKS if f.long_command is not None]
 KEY = "test-key-0123456789abcdef"
 
@@ -148,6 +172,7 @@ def test_a_rejected_key_fails_the_session_with_the_reason(framework: Framework, 
                 started = time.monotonic()
                 done = wait_phase(api, "p", "denied", timeout=60)
                 took = time.monotonic() - started
+                events = read_events(api, "p", "denied")
         finally:
             server.close()
     assert done["status"]["phase"] == "Failed"
@@ -157,7 +182,7 @@ def test_a_rejected_key_fails_the_session_with_the_reason(framework: Framework, 
     assert "a-wrong-key-1234" not in message
     assert took < 30, "no retries"
     assert fake.of_kind("unauthorized")
-    framework.check_rejected(fake)
+    framework.check_rejected(fake, message, events)
 
 
 @pytest.mark.parametrize("framework", _ids(FRAMEWORKS), indirect=True)
@@ -180,7 +205,7 @@ def test_a_continued_session_resumes_the_parents_conversation(
     first, second = fake.of_kind("script")
     assert "The first answer, from the parent." not in str(framework.conversation(first))
     assert "The first answer, from the parent." in str(framework.conversation(second)), "the child sent the parent's"
-    assert "Go on." in str(framework.conversation(second)[-1])
+    assert "Go on." in str(framework.conversation(second)[-framework.prompt_tail :])
     assert child["status"]["conversationId"] == parent["status"]["conversationId"]
     framework.check_continued(child, second)
     assert fake.errors == []

@@ -24,8 +24,8 @@ from vteam.api import Platform
 from vteam.auth import Identity
 from vteam.errors import InvalidInput
 from vteam.resources import AgenticSession
+from vteam.server import create_app
 from vteam.settings import Settings
-from vteam.web import create_app
 
 MARKER = "refuse-me-7f3a"
 REFUSAL = "the test check refuses this prompt"

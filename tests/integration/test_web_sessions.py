@@ -186,6 +186,19 @@ def test_partial_is_only_the_table_container(api: httpx.Client, project: str, ow
     assert _rows(html) == [name]
 
 
+def test_the_framework_picker_offers_only_ready_frameworks(
+    api: httpx.Client, project: str, owner: tuple[str, httpx.Client]
+) -> None:
+    """Each option agrees with GET /api/runner-types: a framework not ready (still installing) is disabled and
+    says why. Where the tests run every framework is installed, so each must be offered."""
+    html = owner[1].get(f"/projects/{project}/sessions/new").text
+    for framework in api.get("/api/runner-types").json():
+        option = re.search(f'<option value="{framework["name"]}"[^>]*>[^<]*</option>', html)
+        assert option is not None, framework["name"]
+        assert (" disabled" in option.group(0)) is not framework["ready"], option.group(0)
+        assert (f"({framework['status']})" in option.group(0)) is not framework["ready"], option.group(0)
+
+
 def test_new_session_form_has_its_fields(server: Server, project: str, owner: tuple[str, httpx.Client]) -> None:
     browser = owner[1]
     html = browser.get(f"/projects/{project}/sessions/new").text

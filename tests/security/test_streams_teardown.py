@@ -18,10 +18,10 @@ from starlette.requests import Request
 from tests.support.api import sessions_path, start_live, wait_phase
 from tests.support.server import Server
 from tests.support.tasks import no_leftover_tasks  # noqa: F401 - autouse fixture
-from vteam.api.platform import Platform
-from vteam.api.stream_access import StreamGuard
 from vteam.auth import ADMIN_USER, Identity
+from vteam.edge.stream_access import StreamGuard
 from vteam.events import follow
+from vteam.services.platform import Platform
 from vteam.settings import Settings
 
 DROPS = 6

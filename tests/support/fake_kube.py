@@ -48,9 +48,11 @@ patch (415; kubernetes_asyncio picks json-patch for dict bodies of custom object
 `application/merge-patch+json`).
 
 Known deviations from kube-apiserver:
-* nothing runs: no kubelet, no scheduler, no job controller (`run_job_pod` makes the Pod a Job controller would,
-  without its job-tracking finalizer; tests patch statuses themselves), no service-account token controller (only
-  the `default` ServiceAccount of each new namespace is made); pods delete at once (no grace period);
+* nothing runs: no kubelet, no scheduler, of the job controller only its deadline (a Job active past its
+  activeDeadlineSeconds gets its pods deleted and its FailureTarget and Failed conditions, reason DeadlineExceeded;
+  otherwise `run_job_pod` makes the Pod a Job controller would, without its job-tracking finalizer, and tests patch
+  statuses themselves), no service-account token controller (only the `default` ServiceAccount of each new
+  namespace is made); pods delete at once (no grace period);
 * garbage collection and namespace deletion are synchronous inside the delete request (kube does them a moment
   later, with the namespace Terminating meanwhile; here it is Terminating only while finalizers hold contents), and
   Foreground deletion deletes dependents first instead of waiting on a `foregroundDeletion` finalizer;
@@ -85,7 +87,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -1026,6 +1028,8 @@ class FakeKube:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fake-kube"
         )
         self._thread.start()
+        self._deadlines = threading.Thread(target=self._enforce_job_deadlines, daemon=True, name="fake-kube-jobs")
+        self._deadlines.start()
 
     # ---- the fixture API --------------------------------------------------------------------------------------
 
@@ -1160,6 +1164,7 @@ class FakeKube:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         self._thread.join(5)
+        self._deadlines.join(5)
 
     def __enter__(self) -> FakeKube:
         return self
@@ -1168,6 +1173,52 @@ class FakeKube:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    # ---- the job controller's deadline ---------------------------------------------------------------------------
+
+    def _enforce_job_deadlines(self) -> None:
+        """The one part of kube's job controller the fake plays: a Job active past activeDeadlineSeconds fails.
+
+        As the job controller does, it kills the Job's pods and writes the verdict (FailureTarget and Failed,
+        reason DeadlineExceeded), timed from status.startTime, else from creation (the controller sets startTime
+        on its first sync, a moment after creation; the fake writes it only with the verdict).
+        """
+        with self._cond:
+            while not self._closing:
+                jobs = self._kind("batch", "v1", "jobs")
+                for (ns, name), job in list(self._objects.get(jobs.key, {}).items()):
+                    if _past_deadline(job):
+                        self._fail_job_at_deadline(jobs, ns, name, job)
+                self._cond.wait(0.1)
+
+    def _fail_job_at_deadline(self, jobs: Kind, ns: str, name: str, job: Obj) -> None:
+        pods = self._kind("", "v1", "pods")
+        uid = job["metadata"]["uid"]
+        killed = 0
+        for (pod_ns, pod_name), pod in list(self._objects.get(pods.key, {}).items()):
+            owners = pod["metadata"].get("ownerReferences") or []
+            if pod_ns == ns and any(o.get("uid") == uid for o in owners):
+                phase = (pod.get("status") or {}).get("phase")
+                killed += phase not in ("Succeeded", "Failed")
+                self._remove(pods, pod_ns, pod_name, "Background")
+        now = _now()
+        status = dict(job.get("status") or {})
+        verdict = {
+            "status": "True",
+            "reason": "DeadlineExceeded",
+            "message": "Job was active longer than specified deadline",
+            "lastProbeTime": now,
+            "lastTransitionTime": now,
+        }
+        status["conditions"] = [
+            *(status.get("conditions") or []),
+            {"type": "FailureTarget", **verdict},
+            {"type": "Failed", **verdict},
+        ]
+        status["startTime"] = status.get("startTime") or job["metadata"]["creationTimestamp"]
+        status["failed"] = (status.get("failed") or 0) + killed
+        status.pop("active", None)
+        self._update(jobs, ns, name, {**copy.deepcopy(job), "status": status}, "status")
 
     # ---- kinds ------------------------------------------------------------------------------------------------
 
@@ -2054,6 +2105,20 @@ class FakeKube:
 # --------------------------------------------------------------------------------------------------------------------
 # Kind-specific preparation and checks
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def _past_deadline(job: Obj) -> bool:
+    """Whether an unfinished Job has been active longer than its activeDeadlineSeconds."""
+    seconds = (job.get("spec") or {}).get("activeDeadlineSeconds")
+    status = job.get("status") or {}
+    if not isinstance(seconds, int) or job["metadata"].get("deletionTimestamp"):
+        return False
+    if any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in status.get("conditions") or []
+    ):
+        return False
+    started = datetime.strptime(status.get("startTime") or job["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC) >= started.replace(tzinfo=UTC) + timedelta(seconds=seconds)
 
 
 def _pod_spec_defaults(spec: Obj, in_template: bool) -> None:

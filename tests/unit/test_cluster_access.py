@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 
-from vteam.api.cluster import binding_name
 from vteam.auth.cluster import TtlCache
+from vteam.services.cluster import binding_name
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 

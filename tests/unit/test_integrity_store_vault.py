@@ -8,10 +8,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from vteam.api.platform import rotate_vault_key, vault_previous
 from vteam.auth import Vault
 from vteam.auth import keys as key_files
 from vteam.db import open_database
+from vteam.services.platform import rotate_vault_key, vault_previous
 from vteam.settings import Settings
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from vteam.agents.sandbox import SandboxSupport
-from vteam.api.isolation import Isolation, Mode, decide
-from vteam.api.platform import _isolation_refuses
 from vteam.auth import Accounts, Identity
 from vteam.db import open_database
 from vteam.errors import IsolationRefused
 from vteam.resources import CREATED_BY, AgenticSession, ObjectMeta, SessionSpec
+from vteam.services.isolation import Isolation, Mode, decide
+from vteam.services.platform import _isolation_refuses
 from vteam.settings import Settings
 
 MISSING = SandboxSupport(False, "bubblewrap is not installed (apt-get install bubblewrap)")

@@ -13,13 +13,13 @@ from pydantic import Field
 
 from vteam.api import audit
 from vteam.api.deps import PlatformAdmin, PlatformDep, check_access
-from vteam.api.platform import Platform, rotate_vault_key
 from vteam.api.responses import RepositoryPolicy, VaultRotation, shaped
 from vteam.auth import Identity
 from vteam.controller.job import forbidden_roots
 from vteam.errors import Conflict, Forbidden, InvalidInput, VteamError
 from vteam.policy import repos
 from vteam.resources import CamelModel, Project
+from vteam.services.platform import Platform, rotate_vault_key
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 

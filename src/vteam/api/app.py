@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
 
 from vteam import __version__
 from vteam.api import (
@@ -33,8 +31,9 @@ from vteam.api import (
     streams,
 )
 from vteam.api.deps import SignedIn
-from vteam.api.platform import Platform
 from vteam.api.web_edge import SWAGGER_CSS, SWAGGER_JS
+from vteam.edge.routing import allow_head
+from vteam.services.platform import Platform
 from vteam.settings import Settings
 
 OPENAPI_URL = "/api/openapi.json"
@@ -94,15 +93,6 @@ def create_app(settings: Settings, *, server_url: str | None = None, platform: P
     _describe(app)
     allow_head(app.router.routes)
     return app
-
-
-def allow_head(routes: Iterable[BaseRoute]) -> None:
-    """Answer HEAD wherever GET is answered, as Starlette's own routes do and FastAPI's do not; the server
-    sends the GET's status and headers without its body. FastAPI copies a router's routes when it is
-    included, so this runs on each router before `include_router`."""
-    for route in routes:
-        if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:
-            route.methods.add("HEAD")
 
 
 def _describe(app: FastAPI) -> None:

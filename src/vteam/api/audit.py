@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from vteam.api.deps import PlatformAdmin, PlatformDep, SignedIn, hidden, role_in
-from vteam.api.platform import Platform
 from vteam.api.responses import AuditPage, AuditVerification, shaped
 from vteam.auth import AuditRecord, Identity, Role
 from vteam.auth.audit import Outcome
 from vteam.errors import Forbidden, InvalidInput
 from vteam.resources import Project
+from vteam.services.platform import Platform
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 

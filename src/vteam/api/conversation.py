@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from vteam.api.deps import Editor, PlatformDep
-from vteam.api.platform import Platform
+from vteam.api.responses import ControlSent, MessageSent, shaped
 from vteam.auth import Identity
 from vteam.services import MessageIn
+from vteam.services.platform import Platform
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}", tags=["conversation"])
 
@@ -28,7 +29,7 @@ async def send_control(
     return {"seq": sent.seq, **sent.values}
 
 
-@router.post("/messages", status_code=202)
+@router.post("/messages", status_code=202, **shaped(MessageSent))
 async def post_message(
     project: str, name: str, body: MessageIn, platform: PlatformDep, caller: Editor
 ) -> dict[str, Any]:
@@ -37,7 +38,7 @@ async def post_message(
     return {"seq": sent.seq, **sent.values}
 
 
-@router.post("/interrupt", status_code=202)
+@router.post("/interrupt", status_code=202, **shaped(ControlSent))
 async def interrupt(project: str, name: str, request: Request, platform: PlatformDep, caller: Editor) -> dict[str, Any]:
     """Stop the agent's current turn; the session stays, waiting for input."""
     sent = await platform.sessions.interrupt(
@@ -46,7 +47,7 @@ async def interrupt(project: str, name: str, request: Request, platform: Platfor
     return {"seq": sent.seq, **sent.values}
 
 
-@router.post("/end", status_code=202)
+@router.post("/end", status_code=202, **shaped(ControlSent))
 async def end(project: str, name: str, request: Request, platform: PlatformDep, caller: Editor) -> dict[str, Any]:
     """Finish the conversation: the current turn is stopped, the work committed and pushed."""
     sent = await platform.sessions.end(

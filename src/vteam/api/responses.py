@@ -15,12 +15,19 @@ from pydantic import Field
 
 from vteam.auth import Role
 from vteam.forges.base import ForgeKind
-from vteam.resources import CamelModel, Project, PullRequestStatus
+from vteam.resources import AgenticSession, CamelModel, Project, PullRequestStatus
 
 
 def shaped(model: Any) -> dict[str, Any]:
     """The route decorator's arguments that declare `model` as the answer, keeping the route's keys as set."""
     return {"response_model": model, "response_model_exclude_unset": True}
+
+
+def resource(model: Any) -> dict[str, Any]:
+    """For a route that returns the stored resource itself: sent in its `wire()` form (no null keys). FastAPI
+    passes a model instance through without validating it again, so a session stored under older, looser
+    rules (`resources.STORED`) still reads."""
+    return {"response_model": model, "response_model_exclude_none": True}
 
 
 class ListMeta(CamelModel):
@@ -35,6 +42,47 @@ class ProjectList(CamelModel):
     kind: Literal["ProjectList"] = "ProjectList"
     metadata: ListMeta
     items: list[Project]
+
+
+class AgenticSessionList(CamelModel):
+    """A page of sessions. The route sends it already in wire form: its items are the stored sessions as they
+    are, which validating them again against today's rules could refuse (see `resource`)."""
+
+    api_version: Literal["v1"] = "v1"
+    kind: Literal["AgenticSessionList"] = "AgenticSessionList"
+    metadata: ListMeta
+    items: list[AgenticSession]
+
+
+class MessageSent(CamelModel):
+    """A user message stored for the session's runner."""
+
+    seq: int = Field(description="The message's place among the session's events.")
+    id: str
+    text: str
+
+
+class ControlSent(CamelModel):
+    """An interrupt or end stored for the session's runner."""
+
+    seq: int = Field(description="The control's place among the session's events.")
+
+
+class PushTarget(CamelModel):
+    """Where one repo's (or submodule's) branch goes, and the token to push it with; or why it cannot go."""
+
+    index: int = Field(description="The repo's index in the session's spec.")
+    submodule: str | None = None
+    url: str | None = None
+    head_repo: str | None = Field(None, description="The fork the branch goes to, when not the repo itself.")
+    base: str | None = Field(None, description="The pull request's base branch, when the forge had to say.")
+    token: str | None = Field(None, description="The credential to push with; absent: push without one.")
+    username: str | None = None
+    error: str | None = None
+
+
+class PushTargetList(CamelModel):
+    repos: list[PushTarget]
 
 
 class CallerAccess(CamelModel):

@@ -13,8 +13,8 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from vteam.api.deps import PlatformDep, Runner, check_access, get_platform
-from vteam.api.platform import Platform
 from vteam.api.problems import deny
+from vteam.api.responses import PushTargetList, resource, shaped
 from vteam.api.schemas import PushTargetsIn
 from vteam.controller import set_phase, update_status
 from vteam.errors import Conflict, NotFound, VteamError
@@ -35,6 +35,7 @@ from vteam.protocol import (
     check,
 )
 from vteam.resources import AgenticSession, Phase, RepoStatus
+from vteam.services.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,10 @@ _quotas: weakref.WeakValueDictionary[str, SessionQuota] = weakref.WeakValueDicti
 """One storage quota per session while any of its runner's connections is open, so parallel connections share it."""
 
 
-@router.post("/status")
+@router.post("/status", **resource(AgenticSession))
 async def runner_status(
     project: str, name: str, report: RunnerReport, platform: PlatformDep, _caller: Runner
-) -> dict[str, Any]:
+) -> AgenticSession:
     fields = report.model_dump(exclude={"phase", "final"}, exclude_none=True)
     if report.phase == "Running":
         session = await platform.store.get(AgenticSession, name, project)
@@ -55,17 +56,16 @@ async def runner_status(
             # The runner runs, so it was created: an operator that has not recorded that yet is only late.
             session = await set_phase(platform.store, platform.events, platform.hub, project, name, Phase.CREATING)
         if session.phase == Phase.CREATING:
-            updated = await set_phase(
+            return await set_phase(
                 platform.store, platform.events, platform.hub, project, name, Phase.RUNNING, message=None, **fields
             )
-            return updated.wire()
     if report.final and report.repos:
         session = await platform.store.get(AgenticSession, name, project)
         fields["repos"] = await _change_set(platform, session, report)
     updated = await update_status(platform.store, project, name, **fields)
     if report.final:
         platform.controller.enqueue(updated.key)
-    return updated.wire()
+    return updated
 
 
 async def _change_set(platform: Platform, session: AgenticSession, report: RunnerReport) -> list[RepoStatus]:
@@ -97,7 +97,7 @@ async def _change_set(platform: Platform, session: AgenticSession, report: Runne
         return [r.model_copy(update={"error": r.error or failed}) if wanted(i, r) else r for i, r in enumerate(repos)]
 
 
-@router.post("/push-targets")
+@router.post("/push-targets", **shaped(PushTargetList))
 async def push_targets(
     project: str, name: str, body: PushTargetsIn, platform: PlatformDep, _caller: Runner
 ) -> dict[str, Any]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from vteam.protocol import RunnerReport
-from vteam.resources import CamelModel, ObjectMeta, Project, ProjectSpec
+from vteam.resources import CamelModel
 from vteam.resources.session import BranchName, RepoUrl
+from vteam.services.projects import ProjectCreate
 from vteam.services.session_body import (
     SessionCreate,
     SessionCreateFull,
@@ -29,18 +30,6 @@ __all__ = [
     "generate_name",
     "parse_session_body",
 ]
-
-
-class ProjectCreate(CamelModel):
-    name: str
-    display_name: str | None = Field(None, max_length=200)
-    description: str | None = Field(None, max_length=4000)
-
-    def resource(self) -> Project:
-        return Project(
-            metadata=ObjectMeta(name=self.name),
-            spec=ProjectSpec(display_name=self.display_name, description=self.description),
-        )
 
 
 class PushTarget(CamelModel):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from vteam.api.deps import Caller, CallerOrRunner, Editor, PlatformDep
-from vteam.resources import Phase
+from vteam.api.responses import AgenticSessionList, resource
+from vteam.resources import AgenticSession, Phase
 from vteam.services import ContinueIn
 from vteam.services.session_body import SessionCreate
 
@@ -21,7 +23,7 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-@router.get("")
+@router.get("", response_model=AgenticSessionList)
 async def list_sessions(
     project: str,
     platform: PlatformDep,
@@ -30,7 +32,8 @@ async def list_sessions(
     phase: Phase | None = Query(None),
     limit: int | None = Query(None, ge=1, le=1000),
     continue_token: str | None = Query(None, alias="continue"),
-) -> dict[str, Any]:
+) -> JSONResponse:
+    """A page of the project's sessions; `metadata.continue` (null on the last page) asks for the next."""
     page = await platform.sessions.list(
         caller=caller,
         project=project,
@@ -39,15 +42,17 @@ async def list_sessions(
         limit=limit,
         continue_token=continue_token,
     )
-    return {
-        "apiVersion": "v1",
-        "kind": "AgenticSessionList",
-        "metadata": {"resourceVersion": page.resource_version, "continue": page.continue_token},
-        "items": [s.wire() for s in page.items],
-    }
+    return JSONResponse(
+        {
+            "apiVersion": "v1",
+            "kind": "AgenticSessionList",
+            "metadata": {"resourceVersion": page.resource_version, "continue": page.continue_token},
+            "items": [s.wire() for s in page.items],
+        }
+    )
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, **resource(AgenticSession))
 async def create_session(
     project: str,
     request: Request,
@@ -67,14 +72,13 @@ async def create_session(
         },
         description=f"Spec fields at the top level (see {SessionCreate.__name__}) or `{{metadata, spec}}`.",
     ),
-) -> dict[str, Any]:
-    created = await platform.sessions.create(caller=caller, project=project, body=body, request_id=_request_id(request))
-    return created.wire()
+) -> AgenticSession:
+    return await platform.sessions.create(caller=caller, project=project, body=body, request_id=_request_id(request))
 
 
-@router.get("/{name}")
-async def get_session(project: str, name: str, platform: PlatformDep, caller: CallerOrRunner) -> dict[str, Any]:
-    return (await platform.sessions.get(caller=caller, project=project, name=name)).wire()
+@router.get("/{name}", **resource(AgenticSession))
+async def get_session(project: str, name: str, platform: PlatformDep, caller: CallerOrRunner) -> AgenticSession:
+    return await platform.sessions.get(caller=caller, project=project, name=name)
 
 
 @router.delete("/{name}", status_code=204)
@@ -84,21 +88,19 @@ async def delete_session(project: str, name: str, request: Request, platform: Pl
     return Response(status_code=204)
 
 
-@router.post("/{name}/stop", status_code=202)
+@router.post("/{name}/stop", status_code=202, **resource(AgenticSession))
 async def stop_session(
     project: str, name: str, request: Request, platform: PlatformDep, caller: Editor
-) -> dict[str, Any]:
-    stopped = await platform.sessions.stop(caller=caller, project=project, name=name, request_id=_request_id(request))
-    return stopped.wire()
+) -> AgenticSession:
+    return await platform.sessions.stop(caller=caller, project=project, name=name, request_id=_request_id(request))
 
 
-@router.post("/{name}/continue", status_code=201)
+@router.post("/{name}/continue", status_code=201, **resource(AgenticSession))
 async def continue_session(
     project: str, name: str, body: ContinueIn, request: Request, platform: PlatformDep, caller: Editor
-) -> dict[str, Any]:
+) -> AgenticSession:
     """A child session on the same repos, continuing from each work branch the parent pushed, and
     resuming the framework's conversation where the framework can."""
-    child = await platform.sessions.continue_(
+    return await platform.sessions.continue_(
         caller=caller, project=project, name=name, change=body, request_id=_request_id(request)
     )
-    return child.wire()

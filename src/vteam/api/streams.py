@@ -16,15 +16,15 @@ from starlette.websockets import WebSocketDisconnect
 
 from vteam.api.conversation import MessageIn, send_control
 from vteam.api.deps import PlatformDep, authorize, check_access, get_platform
-from vteam.api.platform import Platform
 from vteam.api.problems import deny
-from vteam.api.stream_access import CLOSE_TOO_BIG, GuardedEventSource, StreamGuard, close_code
 from vteam.auth import Identity, Role
+from vteam.edge.stream_access import CLOSE_TOO_BIG, GuardedEventSource, StreamGuard, close_code
 from vteam.errors import Forbidden, InvalidInput, NotFound, VteamError
 from vteam.events import MAX_SEQ, Envelope, resume_from
 from vteam.events import follow as follow_events
 from vteam.events.agui import USER_MESSAGE
 from vteam.resources import AgenticSession
+from vteam.services.platform import Platform
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions/{name}", tags=["events"])
 

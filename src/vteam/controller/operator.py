@@ -22,32 +22,21 @@ from typing import Any
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from vteam.agents import registry as agents
 from vteam.auth import RunnerTokens, load_or_create
 from vteam.controller.executor import Key
-from vteam.controller.job import (
-    SESSION_LABEL,
-    agent_secret_keys,
-    job_name,
-    render_job,
-    render_secret,
-    secret_name,
-)
-from vteam.controller.job_state import decision_time, finished, lingers, runner_state
+from vteam.controller.job import SESSION_LABEL
+from vteam.controller.job_executor import JobExecutor, Later
+from vteam.controller.job_state import decision_time, finished, lingers
 from vteam.controller.reconcile import Action, Decision, decide, project_limit
 from vteam.controller.transitions import RETRIES, utcnow
 from vteam.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, VteamError
 from vteam.kube import KubeClients, load_configuration, translate
-from vteam.policy import repos
+from vteam.protocol import Env
 from vteam.resources import (
     GROUP,
-    RUNNER_SECRET,
-    SETTINGS_NAME,
     VERSION,
     AgenticSession,
     Phase,
-    Project,
-    ProjectSettings,
     check_transition,
     status_patch,
 )
@@ -67,14 +56,6 @@ BUSY = frozenset({Phase.CREATING, Phase.RUNNING, Phase.STOPPING})
 Obj = dict[str, Any]
 
 
-class _Later(Exception):
-    """Not now: the session is queued again after `delay` seconds (an older runner's objects still linger)."""
-
-    def __init__(self, delay: float, why: str) -> None:
-        super().__init__(why)
-        self.delay = delay
-
-
 @dataclass
 class _Seen:
     created: str
@@ -82,7 +63,7 @@ class _Seen:
 
 
 class Operator:
-    """Applies reconcile decisions to Jobs; kopf's watch events feed its queue (see `registry`)."""
+    """Applies reconcile decisions through a `JobExecutor`; kopf's watch events feed its queue (see `registry`)."""
 
     def __init__(
         self,
@@ -96,10 +77,9 @@ class Operator:
         workers: int = WORKERS,
     ) -> None:
         self._settings = settings
-        self._clients = clients
         self._store = store
         self._tokens = tokens
-        self._namespaces = tuple(namespaces)
+        self.executor = JobExecutor(settings=settings, clients=clients, store=store, namespaces=namespaces)
         self._leader = leader
         self._workers = workers
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
@@ -128,6 +108,7 @@ class Operator:
         if kind == "DELETED":
             self._seen.pop(key, None)
             self._forget_timer(key)
+            self.executor.release(key)
             self.enqueue_pending()
             return
         phase = (body.get("status") or {}).get("phase") or Phase.PENDING.value
@@ -174,6 +155,7 @@ class Operator:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        await self.executor.close()
 
     async def _work(self) -> None:
         while True:
@@ -185,7 +167,7 @@ class Operator:
                     await self.reconcile(key)
             except asyncio.CancelledError:
                 raise
-            except _Later as later:
+            except Later as later:
                 log.info("session %s/%s: %s; trying again in %.0f s", *key, later, later.delay)
                 self._later(key, later.delay)
             except (Conflict, InvalidTransition):
@@ -232,9 +214,8 @@ class Operator:
             self._forget_timer(key)
             return
         self._seen[key] = _Seen(_created(session), session.phase)
-        job = await self._read_job(session)
-        pods = await self._read_pods(session) if job is not None else []
-        runner = runner_state(job, pods)
+        job, pods = await self.executor.refresh(session)
+        runner = self.executor.observe(session)
         if session.phase == Phase.PENDING and not runner.alive:
             # Places are counted and taken under one lock, so two workers never take the last one.
             async with self._start_lock:
@@ -253,17 +234,18 @@ class Operator:
             case Action.QUEUE:
                 await self._message(session, decision.message)
             case Action.KILL:
-                await self._delete_job(session)
+                await self.executor.delete(session)
             case Action.FINISH:
                 assert decision.phase is not None
                 await self.set_phase(key, decision.phase, message=decision.message, based_on=session)
                 if job is not None and lingers(job, pods):
-                    await self._delete_job(session)
+                    await self.executor.delete(session)
                 self._forget_timer(key)
                 self.enqueue_pending()
             case Action.RELEASE:
                 if job is not None and lingers(job, pods):
-                    await self._delete_job(session)
+                    await self.executor.delete(session)
+                self.executor.release(key)
                 self._forget_timer(key)
             case Action.NOTHING:
                 if session.phase == Phase.PENDING and job is not None:
@@ -274,30 +256,18 @@ class Operator:
     async def _start(self, session: AgenticSession) -> None:
         """Secret, then Job, then the phase: a restart between any two steps picks up where it stopped."""
         project, name = session.key
-        project_settings = await self._project_settings(project)
-        secret = secret_name(session)
-        token = self._tokens.mint(project, name, session.metadata.uid or "")
+        env = {Env.RUNNER_TOKEN: self._tokens.mint(project, name, session.metadata.uid or "")}
         try:
-            await self._create(
-                session, render_secret(session, self._settings, token, secret), self._core.create_namespaced_secret
-            )
-            job = render_job(
-                session,
-                self._settings,
-                project_settings,
-                secret,
-                agent_settings=self._agent_settings(session),
-                local_roots=await self._local_roots(project),
-                agent_secrets=await self._agent_secrets(session, project_settings),
-            )
-            created = await self._create(session, job, self._batch.create_namespaced_job)
+            await self.executor.start(session, env)
         except InvalidInput as exc:
             await self.set_phase(session.key, Phase.FAILED, message=f"runner did not start: {exc.detail}")
             return
         except Forbidden as exc:
             # A full ResourceQuota answers 403 too, and frees up; say why the session waits and look again.
             await self._message(session, f"waiting: Kubernetes refused the runner: {exc.detail}")
-            raise _Later(REFUSED_SECONDS, exc.detail) from exc
+            raise Later(REFUSED_SECONDS, exc.detail) from exc
+        created = self.executor.job(session.key)
+        assert created is not None
         await self._started(session, created)
 
     async def _started(self, session: AgenticSession, job: Obj) -> None:
@@ -362,128 +332,16 @@ class Operator:
             AgenticSession, name, project, patch, resource_version=session.metadata.resource_version
         )
 
-    # --- Kubernetes objects ---------------------------------------------------------------------
-
-    @property
-    def _core(self) -> Any:
-        return self._clients.core
-
-    @property
-    def _batch(self) -> Any:
-        return self._clients.batch
-
-    def _plain(self, obj: Any) -> Obj:
-        plain: Obj = self._clients.api.sanitize_for_serialization(obj)
-        return plain
-
-    async def _create(self, session: AgenticSession, body: Obj, create: Callable[..., Awaitable[Any]]) -> Obj:
-        """Create an object the session owns; one that exists already is fine if it is this session's."""
-        meta = body["metadata"]
-        what = f"{body['kind']} {meta['name']!r} in {meta['namespace']!r}"
-        try:
-            return self._plain(await create(meta["namespace"], body))
-        except ApiException as exc:
-            if exc.status != 409:
-                raise translate(exc, what) from exc
-        kind = "secret" if body["kind"] == "Secret" else "job"
-        read = getattr(self._core if kind == "secret" else self._batch, f"read_namespaced_{kind}")
-        try:
-            existing = self._plain(await read(meta["name"], meta["namespace"]))
-        except ApiException as exc:
-            raise translate(exc, what) from exc
-        owners = (existing.get("metadata") or {}).get("ownerReferences") or []
-        if not any(o.get("uid") == session.metadata.uid for o in owners):
-            raise _Later(RETRY_SECONDS, f"{what} of an earlier session with this name is still being removed")
-        return existing
-
-    async def _read_job(self, session: AgenticSession) -> Obj | None:
-        project, _ = session.key
-        try:
-            job = self._plain(await self._batch.read_namespaced_job(job_name(session), project))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise translate(exc, f"Job {job_name(session)!r} in {project!r}") from exc
-        owners = (job.get("metadata") or {}).get("ownerReferences") or []
-        return job if any(o.get("uid") == session.metadata.uid for o in owners) else None
-
-    async def _read_pods(self, session: AgenticSession) -> list[Obj]:
-        project, name = session.key
-        try:
-            listing = await self._core.list_namespaced_pod(project, label_selector=f"{SESSION_LABEL}={name}")
-        except ApiException as exc:
-            raise translate(exc, f"the Pods of session {name!r} in {project!r}") from exc
-        return list(self._plain(listing).get("items") or [])
-
-    async def _delete_job(self, session: AgenticSession) -> None:
-        project, _ = session.key
-        try:
-            await self._batch.delete_namespaced_job(job_name(session), project, propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise translate(exc, f"Job {job_name(session)!r} in {project!r}") from exc
-        else:
-            log.info("session %s/%s: deleted its runner Job", *session.key)
-
-    async def _local_roots(self, project: str) -> tuple[str, ...]:
-        """The local folders a platform admin allowed the project's sessions (paths inside the runner's pod)."""
-        try:
-            found = await self._store.get(Project, project)
-        except NotFound:
-            return ()
-        return repos.local_roots(found.metadata.annotations)
-
-    async def _project_settings(self, project: str) -> ProjectSettings | None:
-        try:
-            return await self._store.get(ProjectSettings, SETTINGS_NAME, project)
-        except NotFound:
-            return None
-
     async def _capacity(self, session: AgenticSession) -> bool:
         """Whether a runner may start: the platform's limit over all projects, and the project's own."""
         project = session.key[0]
-        running = [j for j in await self._jobs() if not finished(j)]
-        if len(running) >= self._settings.max_running_sessions:
+        await self.executor.refresh_active()
+        if self.executor.active() >= self._settings.max_running_sessions:
             return False
-        project_settings = await self._project_settings(project)
+        project_settings = await self.executor.project_settings(project)
         own = project_settings.spec.max_running_sessions if project_settings is not None else None
         limit = project_limit(self._settings.max_running_sessions, self._settings.max_running_sessions_per_project, own)
-        return sum(1 for j in running if (j.get("metadata") or {}).get("namespace") == project) < limit
-
-    async def _jobs(self) -> list[Obj]:
-        try:
-            if not self._namespaces:
-                listings = [await self._batch.list_job_for_all_namespaces(label_selector=SESSION_LABEL)]
-            else:
-                listings = [
-                    await self._batch.list_namespaced_job(ns, label_selector=SESSION_LABEL) for ns in self._namespaces
-                ]
-        except ApiException as exc:
-            raise translate(exc, "runner Jobs") from exc
-        return [item for listing in listings for item in self._plain(listing).get("items") or []]
-
-    async def _agent_secrets(
-        self, session: AgenticSession, project_settings: ProjectSettings | None
-    ) -> list[str] | None:
-        """The keys of the project's runner Secret the session's agent gets, by the one rule the embedded
-        controller applies (`registry.reaches`); None for all of them, or when the project has no such Secret."""
-        project = session.key[0]
-        name = project_settings.spec.runner_secret if project_settings is not None else RUNNER_SECRET
-        try:
-            found = self._plain(await self._core.read_namespaced_secret(name, project))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise translate(exc, f"Secret {name!r} in {project!r}") from exc
-        return agent_secret_keys(found, session.spec.framework)
-
-    def _agent_settings(self, session: AgenticSession) -> dict[str, str]:
-        """The framework's plain settings found in the operator's environment (its secrets come from the project)."""
-        try:
-            _, found = agents.agent_environment(session.spec.framework, dict(os.environ))
-        except VteamError:
-            return {}
-        return found
+        return self.executor.active(project) < limit
 
 
 def _created(session: AgenticSession) -> str:

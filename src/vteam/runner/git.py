@@ -22,6 +22,7 @@ from pathlib import Path
 
 from vteam.agents.sandbox import Sandbox
 from vteam.policy.repos import GIT_PROTOCOLS, RepoPolicy, Vetted
+from vteam.protocol import Env
 from vteam.runner.redact import Redactor
 
 # Answers git's prompts: the user name, and the token only for the allowed hosts (any host when
@@ -104,7 +105,7 @@ class Credentials:
 
 
 def _base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VTEAM_", "GIT_", "SSH_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith((Env.PREFIX, "GIT_", "SSH_"))}
     env.update(
         {
             "GIT_CONFIG_NOSYSTEM": "1",
@@ -195,15 +196,15 @@ async def remote_access(
             {
                 "GIT_ASKPASS": str(askpass),
                 "GIT_SSH_COMMAND": shlex.join(ssh),
-                "VTEAM_GIT_USERNAME": credentials.username,
-                "VTEAM_GIT_TOKEN_HOSTS": " ".join(credentials.token_hosts),
+                Env.GIT_USERNAME: credentials.username,
+                Env.GIT_TOKEN_HOSTS: " ".join(credentials.token_hosts),
                 "GIT_HTTP_LOW_SPEED_LIMIT": "1000",
                 "GIT_HTTP_LOW_SPEED_TIME": "60",
                 "GIT_ALLOW_PROTOCOL": policy.git_protocols if policy is not None else GIT_PROTOCOLS,
             }
         )
         if credentials.token:
-            env["VTEAM_GIT_TOKEN"] = credentials.token
+            env[Env.GIT_TOKEN] = credentials.token
         config = tuple(target.git_config()) if target is not None else ()
         yield Git(env, redactor, config=config, remote=True), private
     finally:

@@ -1,12 +1,11 @@
-"""What the web pages still borrow from the API room, in one place: the platform (the composition root, which
-moves to services in a later step of issue 14) and the stream guard both doors' event streams share.
-
-Session pages import these from here and do everything else through `vteam.services`."""
+"""What the web pages take from below them, in one place: the platform (`vteam.services.platform`, the
+composition root) and what both doors share at the HTTP edge (`vteam.edge`); never from the API room."""
 
 from __future__ import annotations
 
-from vteam.api.deps import PlatformDep
-from vteam.api.platform import Platform
-from vteam.api.stream_access import GuardedEventSource, StreamGuard
+from vteam.edge.deps import PlatformDep, get_platform, role_in
+from vteam.edge.stream_access import GuardedEventSource, StreamGuard
+from vteam.services.isolation import Isolation
+from vteam.services.platform import Platform
 
-__all__ = ["GuardedEventSource", "Platform", "PlatformDep", "StreamGuard"]
+__all__ = ["GuardedEventSource", "Isolation", "Platform", "PlatformDep", "StreamGuard", "get_platform", "role_in"]

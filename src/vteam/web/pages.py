@@ -19,19 +19,15 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from vteam.api import audit
-from vteam.api.deps import PlatformDep, get_platform, role_in
-from vteam.api.isolation import Isolation
-from vteam.api.platform import Platform
-from vteam.api.projects import new_project, remove_project
-from vteam.api.schemas import ProjectCreate
 from vteam.auth import NOBODY, SESSION_COOKIE, Identity, Role
 from vteam.auth.csrf import FIELD as CSRF_FIELD
 from vteam.auth.csrf import subject as csrf_subject
 from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized, VteamError
 from vteam.policy.links import is_safe_link
 from vteam.resources import Project
+from vteam.services.projects import ProjectCreate
 from vteam.web import assets
+from vteam.web.deps import Isolation, Platform, PlatformDep, get_platform, role_in
 
 
 def safe_href(url: object) -> str:
@@ -343,15 +339,19 @@ async def create_project(
         body = ProjectCreate.model_validate(
             {"name": name.strip(), "displayName": display_name.strip() or None, "description": description or None}
         )
-        created = await new_project(platform, me, body.resource())
+        created = await platform.projects.create(caller=me, project=body.resource(), request_id=_request_id(request))
     except (InvalidInput, VteamError) as exc:
         return await _projects_page(
             request, platform, me, status_code=exc.status, form=form, errors={"name": exc.detail}
         )
     except ValueError as exc:
         return await _projects_page(request, platform, me, status_code=422, form=form, errors={"name": _first(exc)})
-    await audit.record(request, platform, me, "project.create", f"project/{created.name}", project=created.name)
     return RedirectResponse(f"/projects/{created.name}", status_code=303)
+
+
+def _request_id(request: Request) -> str | None:
+    rid: str | None = getattr(request.state, "request_id", None)
+    return rid
 
 
 def _first(exc: ValueError) -> str:
@@ -371,8 +371,7 @@ async def delete_project(
     await project_role(platform, me, project, Role.ADMIN)
     if confirm.strip() != project:
         raise InvalidInput(f"type the project's name, {project}, to delete it")
-    await remove_project(platform, project)
-    await audit.record(request, platform, me, "project.delete", f"project/{project}", project=project)
+    await platform.projects.delete(caller=me, project=project, request_id=_request_id(request))
     return RedirectResponse("/projects", status_code=303)
 
 

@@ -500,6 +500,7 @@ async def _form_page(
         form=form,
         errors=errors,
         frameworks=framework_infos(),
+        readiness=await registry.readiness(),
         info=framework_info(form.framework),
         available=await platform.sessions.available_secrets(project=project.name, framework=form.framework),
         next_index=max(r.index for r in form.repos) + 1,

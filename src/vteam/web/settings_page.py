@@ -1,6 +1,6 @@
 """A project's settings page: members, access keys, secrets and session defaults.
 
-Every change goes through the API's own route functions (same checks, same audit records); the page
+Every change goes through the services the API uses too (same checks, same audit records); the page
 only adds what a browser needs: forms, a redirect back to the section after a change, and inline errors
 that keep what was typed. What a role may not do is neither shown nor accepted: the API's role checks
 run first, so a forged POST gets the error page.
@@ -20,15 +20,15 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from vteam.agents import registry
-from vteam.api import access
-from vteam.api import secrets as secrets_api
-from vteam.api.deps import PlatformDep
-from vteam.api.platform import Platform
-from vteam.api.projects import ProjectPatch, update_project
 from vteam.auth import Identity, Role
 from vteam.errors import AlreadyExists, Conflict, InvalidInput, NotFound, VteamError
 from vteam.forges import project_scope
 from vteam.resources import Project
+from vteam.services.access import BindingIn, KeyIn
+from vteam.services.projects import ProjectPatch
+from vteam.services.secrets import NAME as SECRET_NAME
+from vteam.services.secrets import SecretIn
+from vteam.web.deps import Platform, PlatformDep
 from vteam.web.pages import Who, page, project_role, render
 
 router = APIRouter(include_in_schema=False)
@@ -231,6 +231,11 @@ class _Form:
         )
 
 
+def _request_id(request: Request) -> str | None:
+    rid: str | None = getattr(request.state, "request_id", None)
+    return rid
+
+
 async def _form(
     request: Request, platform: Platform, me: Identity, project: str, needs: Role, typed: dict[str, str] | None = None
 ) -> _Form:
@@ -244,10 +249,12 @@ async def _form(
 
 async def _bind(form: _Form, typed: dict[str, str], error_key: str, done: str) -> Response:
     async def change() -> object:
-        body = access.BindingIn.model_validate(
+        body = BindingIn.model_validate(
             {"subjectType": typed["subject_type"], "subjectName": typed["subject_name"].strip(), "role": typed["role"]}
         )
-        return await access.bind(form.project, body, form.request, form.platform, form.me)
+        return await form.platform.access.bind(
+            caller=form.me, project=form.project, binding=body, request_id=_request_id(form.request)
+        )
 
     return await form.submit(change, section="members", error_key=error_key, done=done)
 
@@ -299,7 +306,13 @@ async def remove_member(
         raise InvalidInput("subject type must be user or group")
     kind: Literal["user", "group"] = "user" if subject_type == "user" else "group"
     return await form.submit(
-        lambda: access.unbind(project, kind, subject_name, request, platform, me),
+        lambda: platform.access.unbind(
+            caller=me,
+            project=project,
+            subject_type=kind,
+            subject_name=subject_name,
+            request_id=_request_id(request),
+        ),
         section="members",
         error_key=f"member:{subject_type}/{subject_name}",
         done="member-removed",
@@ -325,12 +338,12 @@ async def create_key(
     form = await _form(request, platform, me, project, Role.EDIT, typed)
 
     async def change() -> RedirectResponse:
-        body = access.KeyIn.model_validate(
+        body = KeyIn.model_validate(
             {"name": name.strip(), "role": role, "expiresInDays": expires_in_days.strip() or None}
         )
-        created = await access.create_key(project, body, request, platform, me)
+        issued = await platform.access.create_key(caller=me, project=project, key=body, request_id=_request_id(request))
         # The secret waits for the page after the redirect, which shows it once.
-        return _back(project, "keys", key=_hold_secret(me, project, str(created["name"]), str(created["token"])))
+        return _back(project, "keys", key=_hold_secret(me, project, issued.record.name, issued.token))
 
     return await form.submit(change, section="keys", error_key="key")
 
@@ -342,7 +355,7 @@ async def revoke_key(
 ) -> Response:
     form = await _form(request, platform, me, project, Role.EDIT)
     return await form.submit(
-        lambda: access.revoke_key(key_id, project, request, platform, me),
+        lambda: platform.access.revoke_key(caller=me, project=project, key_id=key_id, request_id=_request_id(request)),
         section="keys",
         error_key="key",
         done="key-revoked",
@@ -371,10 +384,12 @@ async def save_secret(
     name = name.strip()
 
     async def change() -> object:
-        if not secrets_api.NAME.match(name):
+        if not SECRET_NAME.match(name):
             raise InvalidInput(f"secret name {name!r} must be upper-case letters, digits and '_', e.g. GIT_TOKEN")
-        body = secrets_api.SecretIn.model_validate({"value": value, "frameworks": frameworks or None})
-        return await secrets_api.put_secret(project, body, request, platform, name)
+        body = SecretIn.model_validate({"value": value, "frameworks": frameworks or None})
+        return await platform.secrets.put(
+            caller=me, project=project, name=name, secret=body, request_id=_request_id(request)
+        )
 
     return await form.submit(
         change,
@@ -391,10 +406,10 @@ async def delete_secret(
     request: Request, project: str, name: str, platform: PlatformDep, me: Identity = Who
 ) -> Response:
     form = await _form(request, platform, me, project, Role.ADMIN)
-    if not secrets_api.NAME.match(name):
+    if not SECRET_NAME.match(name):
         raise NotFound(f"no secret {name!r} in project {project!r}")
     return await form.submit(
-        lambda: secrets_api.delete_secret(project, request, platform, name),
+        lambda: platform.secrets.delete(caller=me, project=project, name=name, request_id=_request_id(request)),
         section="secrets",
         error_key="secret",
         done="secret-deleted",
@@ -424,7 +439,12 @@ async def save_defaults(
         "timeout": timeout_seconds.strip() or None,
     }
     return await form.submit(
-        lambda: update_project(request, platform, me, project, ProjectPatch.model_validate({"defaults": values})),
+        lambda: platform.projects.update(
+            caller=me,
+            project=project,
+            patch=ProjectPatch.model_validate({"defaults": values}),
+            request_id=_request_id(request),
+        ),
         section="defaults",
         error_key="defaults",
         done="defaults-saved",

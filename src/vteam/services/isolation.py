@@ -14,6 +14,7 @@ from typing import Literal
 from vteam.agents.sandbox import SandboxSupport, probe
 from vteam.auth import Identity
 from vteam.errors import IsolationRefused
+from vteam.protocol import Env
 from vteam.settings import Settings
 
 Mode = Literal["sandbox", "none", "pod", "unavailable"]
@@ -64,9 +65,9 @@ class Isolation:
     def runner_env(self, settings: Settings) -> dict[str, str]:
         """The runner's part: the mode, what the sandbox masks (vTeam's home) and the hosts it may reach."""
         return {
-            "VTEAM_ISOLATION": self.runner_mode,
-            "VTEAM_SANDBOX_HIDE": json.dumps([str(settings.home.resolve())]),
-            "VTEAM_SANDBOX_ALLOW_HOSTS": settings.sandbox_allow_hosts,
+            Env.ISOLATION: self.runner_mode,
+            Env.SANDBOX_HIDE: json.dumps([str(settings.home.resolve())]),
+            Env.SANDBOX_ALLOW_HOSTS: settings.sandbox_allow_hosts,
         }
 
 

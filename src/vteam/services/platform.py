@@ -15,8 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from vteam.api.isolation import Isolation, decide_isolation
-from vteam.api.stream_slots import StreamSlots
 from vteam.auth import (
     ADMIN_USER,
     Accounts,
@@ -40,13 +38,20 @@ from vteam.errors import VteamError
 from vteam.events import EventLog, Hub
 from vteam.events.sqlite import SqliteEventLog
 from vteam.forges import PROJECT_TOKEN, Forges, project_scope
+from vteam.protocol import Env
 from vteam.resources import CREATED_BY, AgenticSession
 from vteam.services import SessionLife, Sessions, standard_checks
+from vteam.services.access import Access
+from vteam.services.isolation import Isolation, decide_isolation
+from vteam.services.projects import Projects
+from vteam.services.secrets import Secrets
+from vteam.services.stream_slots import StreamSlots
+from vteam.services.tenancy import Embedded, OnCluster, Tenancy
 from vteam.settings import Settings
 from vteam.store import ResourceStore, SqliteStore
 
 if TYPE_CHECKING:
-    from vteam.api.cluster import Cluster
+    from vteam.services.cluster import Cluster
 
 
 @dataclass
@@ -78,8 +83,37 @@ class Platform:
     """The event streams each user or access key holds open, for `VTEAM_MAX_STREAMS_PER_CALLER`."""
     sessions: Sessions = field(init=False)
     """Every action on a session, with the admission checks this platform runs (`standard_checks`)."""
+    projects: Projects = field(init=False)
+    access: Access = field(init=False)
+    secrets: Secrets = field(init=False)
+    tenancy: Tenancy = field(init=False)
+    """How this mode mirrors access and secrets (`Embedded` or `OnCluster`), chosen once here."""
 
     def __post_init__(self) -> None:
+        self.tenancy = (
+            Embedded(self.settings)
+            if self.cluster is None
+            else OnCluster(self.cluster, self.store, self.settings, keep=PROJECT_TOKEN)
+        )
+        self.projects = Projects(
+            store=self.store,
+            vault=self.vault,
+            accounts=self.accounts,
+            audit=self.audit,
+            role_of=self.role_of,
+            tenancy=self.tenancy,
+        )
+        self.access = Access(
+            store=self.store, accounts=self.accounts, audit=self.audit, role_of=self.role_of, tenancy=self.tenancy
+        )
+        self.secrets = Secrets(
+            store=self.store,
+            vault=self.vault,
+            audit=self.audit,
+            settings=self.settings,
+            role_of=self.role_of,
+            tenancy=self.tenancy,
+        )
         self.sessions = Sessions(
             store=self.store,
             store_for=self.store_for,
@@ -147,7 +181,7 @@ class Platform:
         events: EventLog
         authenticator_used: Authenticator = authenticator
         if cluster_mode:
-            from vteam.api.cluster import open_cluster  # the Kubernetes client loads only in cluster mode
+            from vteam.services.cluster import open_cluster  # the Kubernetes client loads only in cluster mode
 
             cluster, store, events, authenticator_used, controller = await open_cluster(settings, authenticator, hub)
         else:
@@ -210,11 +244,11 @@ def _controller(
 ) -> Controller:
     """The embedded controller, running sessions as local runner processes."""
     runner_env = job.runner_env(settings) | isolation.runner_env(settings)
-    runner_env["VTEAM_REPO_FORBIDDEN_ROOTS"] = json.dumps(list(job.forbidden_roots(settings)))
+    runner_env[Env.REPO_FORBIDDEN_ROOTS] = json.dumps(list(job.forbidden_roots(settings)))
     if settings.git_ssh_key_file is not None:
-        runner_env["VTEAM_GIT_SSH_KEY_FILE"] = str(settings.git_ssh_key_file.resolve())
+        runner_env[Env.GIT_SSH_KEY_FILE] = str(settings.git_ssh_key_file.resolve())
     if settings.git_token is not None:
-        runner_env["VTEAM_GIT_TOKEN"] = settings.git_token.get_secret_value()
+        runner_env[Env.GIT_TOKEN] = settings.git_token.get_secret_value()
     return Controller(
         store=store,
         events=events,

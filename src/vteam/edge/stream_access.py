@@ -18,12 +18,12 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
-from vteam.api.deps import check_access, role_in
-from vteam.api.platform import Platform
-from vteam.api.stream_slots import Slot
 from vteam.auth import Identity, Role
 from vteam.auth.changes import AccessChange
+from vteam.edge.deps import check_access, role_in
 from vteam.errors import NotFound, Unauthorized, VteamError
+from vteam.services.platform import Platform
+from vteam.services.stream_slots import Slot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
