@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import pytest
+
+from tests.support.tasks import no_leftover_tasks  # noqa: F401 - given to every coroutine test below
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every async test, in every room, must leave no asyncio task running behind it."""
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.fixturenames.append("no_leftover_tasks")
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.moto_s3 import moto_endpoint, s3_bucket, s3_client  # noqa: F401 - fixtures
-from tests.support.tasks import no_leftover_tasks  # noqa: F401 - autouse fixture
 from vteam.db import Database, open_database
 from vteam.events import EventLog, Hub
 from vteam.events.s3 import S3EventLog

@@ -26,7 +26,6 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.support.tasks import no_leftover_tasks  # noqa: F401 - autouse fixture
 from vteam.db import open_database
 from vteam.errors import NotFound
 from vteam.kube import KubeClients, load_configuration

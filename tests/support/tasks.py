@@ -1,4 +1,6 @@
-"""Fail an async test that leaves asyncio tasks running behind it (as kopf's suite does)."""
+"""Fail an async test that leaves asyncio tasks running behind it (as kopf's suite does).
+
+`tests/conftest.py` gives this fixture to every coroutine test of the suite."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def no_leftover_tasks() -> AsyncIterator[None]:
     before = asyncio.all_tasks()
     yield

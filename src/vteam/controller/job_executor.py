@@ -13,8 +13,6 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from vteam.agents import registry as agents
 from vteam.controller.executor import NO_RUNNER, Key, RunnerState
 from vteam.controller.job import (
@@ -27,7 +25,7 @@ from vteam.controller.job import (
 )
 from vteam.controller.job_state import finished, runner_state
 from vteam.errors import NotFound, VteamError
-from vteam.kube import KubeClients, translate
+from vteam.kube import ApiException, KubeClients, translate
 from vteam.policy import repos
 from vteam.protocol import Env
 from vteam.resources import RUNNER_SECRET, SETTINGS_NAME, AgenticSession, Project, ProjectSettings

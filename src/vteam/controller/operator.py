@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from vteam.auth import RunnerTokens, load_or_create
 from vteam.controller.executor import Key
@@ -30,7 +29,7 @@ from vteam.controller.job_state import decision_time, finished, lingers
 from vteam.controller.reconcile import Action, Decision, decide, project_limit
 from vteam.controller.transitions import RETRIES, utcnow
 from vteam.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, VteamError
-from vteam.kube import KubeClients, load_configuration, translate
+from vteam.kube import ApiException, KubeClients, load_configuration, translate
 from vteam.protocol import Env
 from vteam.resources import (
     GROUP,

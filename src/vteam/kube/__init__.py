@@ -2,10 +2,11 @@
 
 from vteam.kube.client import (
     MANAGED_LABEL,
+    ApiException,
     KubeClients,
     load_configuration,
     translate,
     user_configuration,
 )
 
-__all__ = ["MANAGED_LABEL", "KubeClients", "load_configuration", "translate", "user_configuration"]
+__all__ = ["MANAGED_LABEL", "ApiException", "KubeClients", "load_configuration", "translate", "user_configuration"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.exceptions import ApiException as ApiException
 
 from vteam.errors import (
     AlreadyExists,

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic
 
 import aiohttp
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from vteam.errors import Expired, Unavailable
-from vteam.kube import translate
+from vteam.kube import ApiException, translate
 from vteam.store.base import R, WatchEvent, WatchType
 from vteam.store.kube_mapping import Key, key_of, uid_of, version_of
 
