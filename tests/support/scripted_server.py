@@ -14,6 +14,7 @@ import hmac
 import json
 import sys
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -31,7 +32,7 @@ Reply = TypeVar("Reply")
 Recorded = TypeVar("Recorded", bound=HasKind)
 
 
-class ScriptedServer(Generic[Reply, Recorded]):
+class ScriptedServer(ABC, Generic[Reply, Recorded]):
     """A fake served on a free port of 127.0.0.1 while open; subclasses answer requests in `_handle`."""
 
     name: ClassVar[str] = "fake-server"
@@ -97,8 +98,9 @@ class ScriptedServer(Generic[Reply, Recorded]):
 
     # --- for subclasses (running on the server's threads) ---
 
+    @abstractmethod
     def _handle(self, http: BaseHTTPRequestHandler) -> None:
-        raise NotImplementedError
+        """Answer one request the way the real API would."""
 
     def authorized(self, presented: str | None, *, scheme: str = "") -> bool:
         """Whether a request's credential is the fake's key, after `scheme` (e.g. "Bearer ") when given."""
