@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 
-from vteam.api.deps import Caller, Editor, EditorIssuer, PlatformDep, ProjectAdmin, request_id
 from vteam.api.responses import AccessKeyList, CallerAccess, NewAccessKey, RoleBinding, RoleBindingList, shaped
+from vteam.edge.deps import Caller, Editor, EditorIssuer, PlatformDep, ProjectAdmin, request_id
 from vteam.services.access import BindingIn, KeyIn
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["access"])

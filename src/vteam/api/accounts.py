@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
-from vteam.api.deps import Person, PersonIssuer, PlatformAdmin, PlatformAdminIssuer, PlatformDep, SignedIn, authorize
 from vteam.api.responses import (
     ApiTokenList,
     CallerIdentity,
@@ -21,6 +20,7 @@ from vteam.api.responses import (
 )
 from vteam.auth import SESSION_COOKIE, Identity
 from vteam.auth.embedded import ADMIN_TOKEN_ID
+from vteam.edge.deps import Person, PersonIssuer, PlatformAdmin, PlatformAdminIssuer, PlatformDep, SignedIn, authorize
 from vteam.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from vteam.resources import CamelModel
 from vteam.resources.validation import check_name

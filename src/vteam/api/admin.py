@@ -12,10 +12,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 
 from vteam.api import audit
-from vteam.api.deps import PlatformAdmin, PlatformDep, check_access
 from vteam.api.responses import RepositoryPolicy, VaultRotation, shaped
 from vteam.auth import Identity
 from vteam.controller.job import forbidden_roots
+from vteam.edge.deps import PlatformAdmin, PlatformDep, check_access
 from vteam.errors import Conflict, Forbidden, InvalidInput, VteamError
 from vteam.policy import repos
 from vteam.resources import CamelModel, Project

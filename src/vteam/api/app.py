@@ -30,8 +30,8 @@ from vteam.api import (
     sessions,
     streams,
 )
-from vteam.api.deps import SignedIn
 from vteam.api.web_edge import SWAGGER_CSS, SWAGGER_JS
+from vteam.edge.deps import SignedIn
 from vteam.edge.routing import allow_head
 from vteam.services.platform import Platform
 from vteam.settings import Settings

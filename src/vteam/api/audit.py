@@ -15,10 +15,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from vteam.api.deps import PlatformAdmin, PlatformDep, SignedIn, hidden, role_in
 from vteam.api.responses import AuditPage, AuditVerification, shaped
 from vteam.auth import AuditRecord, Identity, Role
 from vteam.auth.audit import Outcome
+from vteam.edge.deps import PlatformAdmin, PlatformDep, SignedIn, hidden, role_in
 from vteam.errors import Forbidden, InvalidInput
 from vteam.resources import Project
 from vteam.services.platform import Platform

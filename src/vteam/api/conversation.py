@@ -10,9 +10,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from vteam.api.deps import Editor, PlatformDep
 from vteam.api.responses import ControlSent, MessageSent, shaped
 from vteam.auth import Identity
+from vteam.edge.deps import Editor, PlatformDep
 from vteam.services import MessageIn
 from vteam.services.platform import Platform
 

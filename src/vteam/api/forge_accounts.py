@@ -9,9 +9,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import Field
 
 from vteam.api.audit import record
-from vteam.api.deps import Person, PlatformDep, authorize
 from vteam.api.responses import ForgeAccountList, ForgeToken, InstallationLinked, shaped
 from vteam.auth import Identity
+from vteam.edge.deps import Person, PlatformDep, authorize
 from vteam.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from vteam.forges import Credential, Link, token_name, user_scope
 from vteam.resources import CamelModel

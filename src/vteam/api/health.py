@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from vteam.api.deps import PlatformDep, authorize
 from vteam.api.responses import Health, Readiness, shaped
+from vteam.edge.deps import PlatformDep, authorize
 
 router = APIRouter(tags=["health"])
 

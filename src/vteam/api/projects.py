@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from vteam.api.deps import PlatformDep, ProjectAdmin, SignedIn, authorize, request_id
 from vteam.api.responses import ProjectList, shaped
 from vteam.api.schemas import ProjectCreate
 from vteam.auth import Identity
+from vteam.edge.deps import PlatformDep, ProjectAdmin, SignedIn, authorize, request_id
 from vteam.resources import Project
 from vteam.services.projects import ProjectPatch
 

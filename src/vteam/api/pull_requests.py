@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from vteam.api.deps import PlatformDep, authorize
 from vteam.api.responses import PullRequestList, shaped
+from vteam.edge.deps import PlatformDep, authorize
 from vteam.resources import AgenticSession
 
 router = APIRouter(prefix="/api/projects/{project}/agentic-sessions", tags=["pull requests"])

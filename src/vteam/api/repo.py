@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from vteam.api.deps import Caller, PlatformDep
 from vteam.api.responses import BranchList, RepoBlob, RepoTree, shaped
+from vteam.edge.deps import Caller, PlatformDep
 from vteam.errors import InvalidInput
 from vteam.forges import Credential, Forge, RepoRef, TreeEntry
 from vteam.resources import Project

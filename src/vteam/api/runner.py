@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from vteam.api.deps import PlatformDep, Runner, check_access, get_platform
 from vteam.api.problems import deny
 from vteam.api.responses import PushTargetList, resource, shaped
 from vteam.api.schemas import PushTargetsIn
 from vteam.controller import set_phase, update_status
+from vteam.edge.deps import PlatformDep, Runner, check_access, get_platform
 from vteam.errors import Conflict, NotFound, VteamError
 from vteam.events import Joiner, PartialError, Recorder
 from vteam.events import follow as follow_events

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from vteam.agents import registry
-from vteam.api.deps import authorize
 from vteam.api.responses import RunnerType, shaped
+from vteam.edge.deps import authorize
 
 router = APIRouter(prefix="/api", tags=["frameworks"], dependencies=[Depends(authorize(None))])
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from vteam.api.deps import PlatformDep, authorize, request_id
 from vteam.api.responses import Secret, SecretList, shaped
 from vteam.auth import Identity, Role, SecretInfo
+from vteam.edge.deps import PlatformDep, authorize, request_id
 from vteam.services.secrets import NAME, SecretIn
 
 router = APIRouter(

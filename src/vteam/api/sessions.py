@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from vteam.api.deps import Caller, CallerOrRunner, Editor, PlatformDep
 from vteam.api.responses import AgenticSessionList, resource
+from vteam.edge.deps import Caller, CallerOrRunner, Editor, PlatformDep
 from vteam.resources import AgenticSession, Phase
 from vteam.services import ContinueIn
 from vteam.services.session_body import SessionCreate

@@ -15,9 +15,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
 from vteam.api.conversation import MessageIn, send_control
-from vteam.api.deps import PlatformDep, authorize, check_access, get_platform
 from vteam.api.problems import deny
 from vteam.auth import Identity, Role
+from vteam.edge.deps import PlatformDep, authorize, check_access, get_platform
 from vteam.edge.stream_access import CLOSE_TOO_BIG, GuardedEventSource, StreamGuard, close_code
 from vteam.errors import Forbidden, InvalidInput, NotFound, VteamError
 from vteam.events import MAX_SEQ, Envelope, resume_from

@@ -30,7 +30,7 @@ class Identity:
     against the cluster's API; never stored or logged."""
     via: Literal["bearer", "cookie", "proxy", "none"] = "bearer"
     """How the caller proved who they are: a bearer token, the browser's session cookie, a trusted proxy's
-    forwarded headers, or nothing. A cookie alone may not mint bearer credentials (`api.deps.Issuer`)."""
+    forwarded headers, or nothing. A cookie alone may not mint bearer credentials (`edge.deps.Issuer`)."""
 
     @property
     def is_runner(self) -> bool:
