@@ -21,10 +21,14 @@ MINI_SWE_STAMP := $(AGENTS)/.mini-swe-agent-$(MINI_SWE_VERSION)
 GEMINI_VERSION := 0.61.0
 GEMINI_STAMP := $(AGENTS)/.gemini-cli-$(GEMINI_VERSION)
 # The web UI's front-end libraries (npm htmx.org and its SSE extension), served by vteam up from $(WEB); never copied
-# into the repo.
+# into the repo. Fetched without node from $(NPM_REGISTRY), each tarball checked against its npm `dist.integrity`
+# pinned here (after a version change: `npm view htmx.org@VERSION dist.integrity`).
 WEB := .web
+NPM_REGISTRY ?= https://registry.npmjs.org
 HTMX_VERSION := 2.0.11
+HTMX_INTEGRITY := sha512-Thx/WtpeOQqSrqBCw/A1cwGJGg4UrVa3+sW0GmrM3p4gJgO89ecH4qtbnyzDDWFvBTqjnIMCgELTNt636dtamA==
 HTMX_SSE_VERSION := 2.2.4
+HTMX_SSE_INTEGRITY := sha512-LJmxVhykyflBWgh5PvbRidcyuqMHlgfajmmzumvKctv9puvsufeH6OaejSMZTNTnEI8O2wXXn4ZZtBdpEMqmEQ==
 WEB_STAMP := $(WEB)/.htmx-$(HTMX_VERSION)-sse-$(HTMX_SSE_VERSION)
 # GitHub's published REST description (npm @octokit/openapi): the fake GitHub of the tests checks every
 # request and response against it. Installed by `make test` into $(TESTDATA), never copied into the repo.
@@ -42,16 +46,21 @@ SYSTEM_NEEDS := git bwrap
 # (never `playwright install`).
 TEST_NEEDS := git bwrap ssh sshd chromium
 
+# Python packages go in with uv (from PyPI, installed into the venv with it), in seconds where pip's resolving and
+# downloading takes ~20 s; pip does it where uv cannot be installed. `$(call PIP_INSTALL,python,packages)`.
 $(BIN)/python: | system
 	$(PYTHON) -m venv $(VENV) || { $(APT) python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet uv || echo "uv could not be installed: pip installs instead (slower)" >&2
+
+PIP_INSTALL = if [ -x $(BIN)/uv ]; then $(BIN)/uv pip install --quiet --python $(1) $(2); \
+	else $(1) -m pip install --quiet --upgrade pip && $(1) -m pip install --quiet $(2); fi
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(call PIP_INSTALL,$(BIN)/python,-e '.[dev]')
 	@touch $(STAMP) $(RUN_STAMP)
 
 $(RUN_STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e .
+	$(call PIP_INSTALL,$(BIN)/python,-e .)
 	@touch $(RUN_STAMP)
 
 PACKAGE_OF = sed -e 's/^bwrap$$/bubblewrap/' -e 's/^sshd$$/openssh-server/' -e 's/^ssh$$/openssh-client/' -e 's/^node$$/nodejs/'
@@ -80,12 +89,14 @@ $(GEMINI_STAMP): | node $(CODEX_STAMP)
 
 $(MINI_SWE_STAMP): | $(BIN)/python
 	$(PYTHON) -m venv $(AGENTS)/mini-swe-agent
-	$(AGENTS)/mini-swe-agent/bin/python -m pip install --quiet mini-swe-agent==$(MINI_SWE_VERSION) mcp
+	$(call PIP_INSTALL,$(AGENTS)/mini-swe-agent/bin/python,mini-swe-agent==$(MINI_SWE_VERSION) mcp)
 	@rm -f $(AGENTS)/.mini-swe-agent-*
 	@touch $(MINI_SWE_STAMP)
 
-$(WEB_STAMP): | node
-	npm install --prefix $(WEB) --no-audit --no-fund --loglevel=error htmx.org@$(HTMX_VERSION) htmx-ext-sse@$(HTMX_SSE_VERSION)
+# A standard-library script, so it needs neither node nor vTeam's dependencies; all or nothing.
+$(WEB_STAMP): | $(BIN)/python
+	$(BIN)/python -P src/vteam/web/vendor.py --registry $(NPM_REGISTRY) --into $(WEB)/node_modules \
+		htmx.org@$(HTMX_VERSION)=$(HTMX_INTEGRITY) htmx-ext-sse@$(HTMX_SSE_VERSION)=$(HTMX_SSE_INTEGRITY)
 	@rm -f $(WEB)/.htmx-*
 	@touch $(WEB_STAMP)
 
@@ -94,8 +105,8 @@ $(OCTOKIT_OPENAPI_STAMP): | node
 	@rm -f $(TESTDATA)/.octokit-openapi-*
 	@touch $(OCTOKIT_OPENAPI_STAMP)
 
-# node and npm for the npm installs, once (they may run side by side), after the venv's own system packages, so
-# that two apt-gets never run at once.
+# node and npm for the npm installs (the agent CLIs, and the tests' OpenAPI description; the platform needs none),
+# once (they may run side by side), after the venv's own system packages, so that two apt-gets never run at once.
 node: | $(BIN)/python
 	@$(MAKE) --no-print-directory system SYSTEM_NEEDS="node npm"
 
@@ -126,9 +137,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy src
 
-# The type check runs beside the quick suites (everything but integration and browser tests), which leave a core
-# idle most of the time; the integration and browser suites then run alone, as their timings are real.
-FAST_TESTS := --ignore=tests/integration --ignore=tests/e2e --ignore=tests/security
+# Tests live by room (tests/<room>/); a module that starts a real vteam, agent CLI, sshd or browser is marked
+# `integration`. The type check runs beside the quick tests, which leave a core idle most of the time; the
+# integration tests then run alone, as their timings are real. Each run fails if it selects no test (exit 5).
 test: ## lint, type-check, then every test
 	@# The installs are independent (the venv, npm packages, mini-swe-agent's venv): side by side, they take the
 	@# time of the longest.
@@ -138,10 +149,10 @@ test: ## lint, type-check, then every test
 	@mkdir -p test-artifacts
 	@echo "$(BIN)/mypy src (beside the quick suites; its report follows them)"
 	@$(BIN)/mypy src > test-artifacts/mypy.log 2>&1 & typing=$$!; \
-	$(BIN)/python -m pytest tests $(FAST_TESTS); quick=$$?; \
+	$(BIN)/python -m pytest tests -m 'not integration'; quick=$$?; \
 	wait $$typing; typed=$$?; cat test-artifacts/mypy.log; \
 	test $$quick -eq 0 -a $$typed -eq 0
-	$(BIN)/python -m pytest tests/integration tests/security tests/e2e
+	$(BIN)/python -m pytest tests -m integration
 
 bench: setup ## measure API, event and start latency; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json

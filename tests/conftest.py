@@ -9,6 +9,8 @@ import pytest
 
 from tests.support.tasks import no_leftover_tasks  # noqa: F401 - given to every coroutine test below
 
+pytest_plugins = ["tests.support.fixtures"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every async test, in every room, must leave no asyncio task running behind it."""

@@ -1,4 +1,5 @@
-"""PhaseRelay: in cluster mode the operator moves phases and the backend announces each change once.
+"""PhaseRelay: in cluster mode the operator (and the backend, for a stop) moves phases and the relay, the one
+writer of phase events there, announces each change once.
 
 Runs on the real SQLite store and event log: the relay only needs a ResourceStore and an EventLog.
 """
@@ -10,11 +11,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from vteam.controller import set_phase
+from vteam.controller import StatusOnly
 from vteam.controller.relay import PhaseRelay
 from vteam.db import Database
-from vteam.events import Envelope, Hub
-from vteam.events.announced import PhaseTrackingLog
+from vteam.events import Envelope, EventLog, Hub
 from vteam.events.sqlite import SqliteEventLog
 from vteam.resources import AgenticSession, ObjectMeta, Phase, Project, SessionSpec, status_patch
 from vteam.store import SqliteStore
@@ -44,7 +44,7 @@ async def operator_moves(store: SqliteStore, name: str, phase: Phase, message: s
     await store.patch_status(AgenticSession, name, PROJECT, status_patch(**fields))
 
 
-async def phases(log: PhaseTrackingLog, uid: str, count: int, timeout: float = 5.0) -> list[dict[str, object]]:
+async def phases(log: EventLog, uid: str, count: int, timeout: float = 5.0) -> list[dict[str, object]]:
     """The `vteam.phase` values stored for a session, once `count` are there."""
     async with asyncio.timeout(timeout):
         while True:
@@ -55,7 +55,7 @@ async def phases(log: PhaseTrackingLog, uid: str, count: int, timeout: float = 5
 
 
 async def test_operator_phase_changes_become_events_in_order(db: Database, store: SqliteStore) -> None:
-    log = PhaseTrackingLog(SqliteEventLog(db))
+    log = SqliteEventLog(db)
     relay = PhaseRelay(store, log, Hub())
     session = await new_session(store, "s1")
     await relay.start()
@@ -74,15 +74,15 @@ async def test_operator_phase_changes_become_events_in_order(db: Database, store
     assert stored[1]["message"] == "runner OOMKilled"
 
 
-async def test_a_phase_the_backend_announced_itself_is_not_announced_twice(db: Database, store: SqliteStore) -> None:
-    log = PhaseTrackingLog(SqliteEventLog(db))
+async def test_a_phase_the_backend_wrote_itself_is_announced_once(db: Database, store: SqliteStore) -> None:
+    log = SqliteEventLog(db)
     hub = Hub()
     relay = PhaseRelay(store, log, hub)
     session = await new_session(store, "s2")
     await operator_moves(store, "s2", Phase.RUNNING)
     await relay.start()
     try:
-        await set_phase(store, log, hub, PROJECT, "s2", Phase.STOPPING, message="stopped on request")
+        await StatusOnly(store)(PROJECT, "s2", Phase.STOPPING, message="stopped on request")
         await operator_moves(store, "s2", Phase.STOPPED, "stopped on request")
         stored = await phases(log, session.metadata.uid or "", 2)
         await asyncio.sleep(0.2)
@@ -95,7 +95,7 @@ async def test_a_phase_the_backend_announced_itself_is_not_announced_twice(db: D
 
 
 async def test_live_readers_get_the_announcement_from_the_hub(db: Database, store: SqliteStore) -> None:
-    log = PhaseTrackingLog(SqliteEventLog(db))
+    log = SqliteEventLog(db)
     hub = Hub()
     relay = PhaseRelay(store, log, hub)
     session = await new_session(store, "s3")
@@ -112,7 +112,7 @@ async def test_live_readers_get_the_announcement_from_the_hub(db: Database, stor
 
 
 async def test_deleting_a_session_removes_its_events(db: Database, store: SqliteStore) -> None:
-    log = PhaseTrackingLog(SqliteEventLog(db))
+    log = SqliteEventLog(db)
     relay = PhaseRelay(store, log, Hub())
     session = await new_session(store, "s4")
     uid = session.metadata.uid or ""
@@ -127,29 +127,18 @@ async def test_deleting_a_session_removes_its_events(db: Database, store: Sqlite
     finally:
         await relay.stop()
 
-    assert uid not in log.announced
-
-
-async def test_the_same_phase_announced_twice_at_once_is_stored_once(db: Database) -> None:
-    """The backend's stop and the relay's watch can race to announce `Stopping`; one event comes of it."""
-    log = PhaseTrackingLog(SqliteEventLog(db))
-    uid = "33333333-3333-3333-3333-333333333333"
-    value = {"type": "CUSTOM", "name": "vteam.phase", "value": {"phase": "Stopping", "final": False}}
-
-    first, second = await asyncio.gather(log.append(uid, "vteam.phase", value), log.append(uid, "vteam.phase", value))
-
-    assert first == second
-    assert [env.seq for env in await log.read(uid)] == [first.seq]
+    assert uid not in relay.announced
 
 
 async def test_a_stale_phase_behind_the_announced_one_is_not_announced(db: Database, store: SqliteStore) -> None:
-    log = PhaseTrackingLog(SqliteEventLog(db))
+    log = SqliteEventLog(db)
     hub = Hub()
     relay = PhaseRelay(store, log, hub)
     session = await new_session(store, "s5")
     uid = session.metadata.uid or ""
     await operator_moves(store, "s5", Phase.CREATING)
-    await set_phase(store, log, hub, PROJECT, "s5", Phase.RUNNING)
+    await operator_moves(store, "s5", Phase.RUNNING)
+    await relay.announce(await store.get(AgenticSession, "s5", PROJECT))
 
     await relay.announce(
         session.model_copy(update={"status": session.status.model_copy(update={"phase": Phase.CREATING})})

@@ -34,7 +34,7 @@ empty). The same schemas in their strict form find unknown fields, which are dro
 int-or-string handled), get the schema's defaults and are pruned of unknown fields, as kube does. On top of the
 schemas, a few of kube's own validation rules that vTeam can trip are checked: object and label names, pod
 specs of Pods and Jobs (containers, images, restartPolicy, volume mounts, env names), Job template immutability,
-finalizers on objects being deleted. `tests/unit/test_fake_kube.py` drives the fake with the real clients.
+finalizers on objects being deleted. `tests/support/test_fake_kube.py` drives the fake with the real clients.
 
 Fixture API: `start_fake_kube(tmp_path) -> FakeKube` (or `with fake_kube(tmp_path) as fake:`), then `fake.url`,
 `fake.kubeconfig` (admin), `fake.admin_token`, `fake.add_user(name, groups) -> token`,

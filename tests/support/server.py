@@ -41,7 +41,7 @@ class Server:
                 # Tests write far faster than people; the limit has its own test.
                 "VTEAM_WRITE_RATE_PER_MINUTE": "0",
                 # The tests' own git and forge servers listen on loopback; the repository policy refuses it
-                # unless allowed. tests/security passes "" here to see the refusals.
+                # unless allowed. the attack tests pass "" here to see the refusals.
                 "VTEAM_REPO_ALLOW_HOSTS": "127.0.0.1,::1",
                 # Most tests run all their sessions in one project; the per-project share has its own tests
                 # (test_integrity_tenant_fairshare), which pass "" here for the default.

@@ -5,7 +5,7 @@ operation, the `application/problem+json` answers that `vteam.api.problems` and 
 403, 404, 409, 413, 422, 429, and 502 where a forge answers, as each route can answer) and the credentials
 it takes, and tightens the request schemas where the server checks more than the types: names are DNS-1123
 labels, frameworks are the registered ones, and the session create body is its real model. The property-based
-fuzz in tests/integration/test_integrity_fuzz_api.py holds the server to it.
+fuzz in tests/api/test_integrity_fuzz_api.py holds the server to it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from vteam.api.problems import deny
 from vteam.api.responses import PushTargetList, resource, shaped
 from vteam.api.schemas import PushTargetsIn
-from vteam.controller import set_phase, update_status
+from vteam.controller import update_status
 from vteam.edge.deps import PlatformDep, Runner, check_access, get_platform
 from vteam.errors import Conflict, NotFound, VteamError
 from vteam.events import Joiner, PartialError, Recorder
@@ -54,11 +54,9 @@ async def runner_status(
         session = await platform.store.get(AgenticSession, name, project)
         if session.phase == Phase.PENDING:
             # The runner runs, so it was created: an operator that has not recorded that yet is only late.
-            session = await set_phase(platform.store, platform.events, platform.hub, project, name, Phase.CREATING)
+            session = await platform.phases(project, name, Phase.CREATING)
         if session.phase == Phase.CREATING:
-            return await set_phase(
-                platform.store, platform.events, platform.hub, project, name, Phase.RUNNING, message=None, **fields
-            )
+            return await platform.phases(project, name, Phase.RUNNING, message=None, **fields)
     if report.final and report.repos:
         session = await platform.store.get(AgenticSession, name, project)
         fields["repos"] = await _change_set(platform, session, report)

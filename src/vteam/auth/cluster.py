@@ -15,16 +15,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from vteam.auth.embedded import EmbeddedAuthenticator
 from vteam.auth.identity import Identity
 from vteam.auth.roles import Role
 from vteam.auth.runner_tokens import RunnerTokens
 from vteam.errors import Unauthorized
-from vteam.kube import KubeClients, translate, user_configuration
-from vteam.resources import GROUP
+from vteam.kube import ApiException, KubeApi, KubeClients, translate
 
 V = TypeVar("V")
 CACHE_SIZE = 4096
@@ -87,9 +83,9 @@ class KubeAccess:
         return await self._roles.get(f"{digest(token)}/{project}", lambda: self._review_roles(token, project))
 
     async def _review_roles(self, token: str, project: str) -> Role | None:
-        user = KubeClients.of(user_configuration(self._platform.api.configuration, token))
+        user = self._platform.as_user(token)
         try:
-            answers = await asyncio.gather(*(self._allowed(user, check, project) for _, check in ROLE_CHECKS))
+            answers = await asyncio.gather(*(self._allowed(KubeApi(user), check, project) for _, check in ROLE_CHECKS))
         finally:
             await user.close()
         for (role, _), allowed in zip(ROLE_CHECKS, answers, strict=True):
@@ -97,40 +93,29 @@ class KubeAccess:
                 return role
         return None
 
-    async def _allowed(self, user: KubeClients, check: Check, project: str) -> bool:
-        review = client.V1SelfSubjectAccessReview(
-            spec=client.V1SelfSubjectAccessReviewSpec(
-                resource_attributes=client.V1ResourceAttributes(
-                    group=GROUP, resource=check.resource, verb=check.verb, namespace=project
-                )
-            )
-        )
+    async def _allowed(self, user: KubeApi, check: Check, project: str) -> bool:
         try:
-            answer = await user.authorization.create_self_subject_access_review(review)
+            return await user.may(check.verb, check.resource, project)
         except ApiException as exc:
             if exc.status == 401:
                 raise Unauthorized("the Kubernetes API did not accept your token") from None
             raise translate(exc, "an access review") from None
-        return bool(answer.status and answer.status.allowed)
 
     async def identify(self, token: str) -> Identity | None:
         """The person a Kubernetes token belongs to, or None when the API server does not know it."""
         return await self._people.get(digest(token), lambda: self._review_token(token))
 
     async def _review_token(self, token: str) -> Identity | None:
-        review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token))
         try:
-            answer = await client.AuthenticationV1Api(self._platform.api).create_token_review(review)
+            user = await KubeApi(self._platform).review_token(token)
         except ApiException as exc:
             raise translate(exc, "a token review") from None
-        status = answer.status
-        if status is None or not status.authenticated or status.user is None:
+        if user is None:
             return None
-        groups = tuple(status.user.groups or ())
         return Identity(
-            name=status.user.username,
-            groups=groups,
-            admin=bool(self._admin_groups & set(groups)),
+            name=user.name,
+            groups=user.groups,
+            admin=bool(self._admin_groups & set(user.groups)),
             access_token=token,
         )
 

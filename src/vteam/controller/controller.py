@@ -1,4 +1,4 @@
-"""The embedded controller: an asyncio service inside `vteam up` that applies reconcile decisions."""
+"""The embedded controller: the reconcile loop inside `vteam up`, fed by the store's watch, runs local runners."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from typing import Any, NamedTuple
 
 from vteam.agents import registry
 from vteam.auth import RunnerTokens
-from vteam.controller.executor import Executor, Key
+from vteam.controller.executor import Executor, OnExit
 from vteam.controller.job import repo_policy_env
-from vteam.controller.reconcile import FAIR_QUEUED, QUEUED, Action, Decision, decide, project_limit, project_queued
-from vteam.controller.transitions import set_phase, utcnow
-from vteam.errors import Conflict, Expired, InvalidTransition, NotFound, VteamError
+from vteam.controller.reconciler import Reconciler, Refuses, TokenMinted
+from vteam.controller.transitions import Announced
+from vteam.errors import Expired, NotFound
 from vteam.events import EventLog, Hub
 from vteam.policy import repos
 from vteam.protocol import Env
-from vteam.resources import SETTINGS_NAME, AgenticSession, Phase, Project, ProjectSettings, status_patch
+from vteam.resources import AgenticSession, Project
 from vteam.store import ResourceStore
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,12 @@ class ProjectSecret(NamedTuple):
 
 ProjectSecrets = Callable[[str], Awaitable[dict[str, ProjectSecret]]]
 """A project's secrets for its agents, by name (read from the vault when a runner starts)."""
-TokenMinted = Callable[[str, str], Awaitable[None]]
-"""Called with (project, session) each time a runner token is minted, so the audit log records it."""
-Refuses = Callable[[AgenticSession], Awaitable[str | None]]
-"""Why a session may not start here now (the isolation in force would refuse to create it), or None."""
 
 
-class Controller:
-    """One worker drains a de-duplicated queue of session keys; watches, exits and timers feed it."""
+class Controller(Reconciler):
+    """The reconcile loop with one worker, fed by the store's watch, a periodic resync and runners' exits;
+    phase changes are written with their `vteam.phase` events, and a deleted session's runner, workspace and
+    events are removed."""
 
     def __init__(
         self,
@@ -54,7 +52,7 @@ class Controller:
         events: EventLog,
         hub: Hub,
         tokens: RunnerTokens,
-        executor_factory: Callable[[Callable[[Key], None]], Executor],
+        executor_factory: Callable[[OnExit], Executor],
         server_url: Callable[[], str],
         runner_env: dict[str, str],
         agent_environ: dict[str, str],
@@ -65,48 +63,51 @@ class Controller:
         token_minted: TokenMinted | None = None,
         refuses: Refuses | None = None,
     ) -> None:
-        self._store = store
+        super().__init__(
+            store=store,
+            tokens=tokens,
+            executor_factory=executor_factory,
+            phases=Announced(store, events, hub),
+            max_running=max_running,
+            max_running_per_project=max_running_per_project,
+            runner_env=self._env,
+            token_minted=token_minted,
+            refuses=refuses,
+            workers=1,
+            name="controller",
+        )
         self._events = events
-        self._hub = hub
-        self._tokens = tokens
         self._server_url = server_url
-        self._runner_env = runner_env
+        self._base_env = runner_env
         self._agent_environ = agent_environ
-        self._max_running = max_running
-        self._per_project = max_running_per_project
         self._resync = resync_seconds
         self._project_secrets = project_secrets
-        self._token_minted = token_minted
-        self._refuses = refuses
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
-        self._queued: set[Key] = set()
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
-        self._cache: dict[Key, AgenticSession] = {}
-        self.executor = executor_factory(self.enqueue)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def enqueue(self, key: Key) -> None:
-        if key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
-
     async def start(self) -> None:
         await self.executor.prepare()
         resource_version = await self._relist()
         await self._sweep()
+        await super().start()
         self._tasks = [
-            asyncio.create_task(self._supervise("work", self._work), name="controller-work"),
             asyncio.create_task(
                 self._supervise("watch", lambda: self._watch(resource_version)), name="controller-watch"
             ),
             asyncio.create_task(self._supervise("resync", self._resync_loop), name="controller-resync"),
         ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await super().stop()
 
     async def _supervise(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Keep a loop running: an unexpected error is logged and the loop starts again."""
@@ -125,29 +126,19 @@ class Controller:
                 await asyncio.sleep(1.0)
 
     async def _relist(self) -> str:
-        """Refresh the cache from a full list and queue every session; the list's version to watch from."""
+        """Remember every session from a full list and queue them all; the list's version to watch from."""
         listing = await self._store.list(AgenticSession)
-        self._cache = {session.key: session for session in listing.items}
-        for session in sorted(listing.items, key=_created):
-            self.enqueue(session.key)
+        self.seen_all(listing.items)
+        self.enqueue_where(lambda _: True)
         return listing.resource_version
 
     async def _sweep(self) -> None:
         """Clean up after sessions deleted while no controller watched: runners, workspaces, events."""
-        sessions = list(self._cache.values())
+        sessions = self.known()
         await self.executor.sweep(sessions)
         removed = await self._events.prune({s.metadata.uid or "" for s in sessions})
         if removed:
             log.info("removed the events of %d deleted sessions", removed)
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*self._background, return_exceptions=True)
-        for timer in self._timers.values():
-            timer.cancel()
-        await self.executor.close()
 
     async def _watch(self, resource_version: str) -> None:
         while True:
@@ -156,10 +147,10 @@ class Controller:
                     session = event.object
                     resource_version = session.metadata.resource_version or resource_version
                     if event.type == "DELETED":
-                        self._cache.pop(session.key, None)
+                        self.forget(session.key)
                         self._spawn(self._deleted(session))
                     else:
-                        self._cache[session.key] = session
+                        self.seen(session)
                         self.enqueue(session.key)
             except Expired:
                 resource_version = await self._relist()
@@ -167,167 +158,33 @@ class Controller:
     async def _resync_loop(self) -> None:
         while True:
             await asyncio.sleep(self._resync)
-            self._enqueue_cached(lambda s: not s.phase.terminal)
+            self.enqueue_where(lambda s: not s.phase.terminal)
 
-    def _enqueue_cached(self, want: Callable[[AgenticSession], bool]) -> None:
-        """Queue cached sessions in creation order; the cache follows the watch, so this reads nothing."""
-        for session in sorted((s for s in self._cache.values() if want(s)), key=_created):
-            self.enqueue(session.key)
+    async def _deleted(self, session: AgenticSession) -> None:
+        with contextlib.suppress(Exception):
+            await self.executor.remove(session)
+        with contextlib.suppress(Exception):
+            await self._events.delete(session.metadata.uid or "")
 
-    async def _work(self) -> None:
-        while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
-            try:
-                await self.reconcile(key)
-            except NotFound:
-                pass
-            except (Conflict, InvalidTransition):
-                self.enqueue(key)
-            except Exception:
-                log.exception("reconciling %s/%s failed; retrying in 1 s", *key)
-                self._later(key, 1.0)
+    # --- a local runner's env -------------------------------------------------------------------
 
-    def _later(self, key: Key, delay: float) -> None:
-        if (old := self._timers.pop(key, None)) is not None:
-            old.cancel()
-        self._timers[key] = asyncio.get_running_loop().call_later(delay, self.enqueue, key)
-
-    async def reconcile(self, key: Key) -> None:
-        project, name = key
-        session = await self._store.get(AgenticSession, name, project)
-        runner = self.executor.observe(session)
-        why = await self._waits(session) if session.phase == Phase.PENDING and not runner.alive else None
-        decision = decide(session, runner, now=utcnow(), capacity=why is None, why=why)
-        await self._apply(session, decision)
-
-    async def _limit(self, project: str) -> int:
-        try:
-            own = (await self._store.get(ProjectSettings, SETTINGS_NAME, project)).spec.max_running_sessions
-        except NotFound:
-            own = None
-        return project_limit(self._max_running, self._per_project, own)
-
-    async def _waits(self, session: AgenticSession) -> str | None:
-        """Why a Pending session may not start now, or None. Slots are shared round-robin: a waiting session
-        of a project with fewer runners goes before it (oldest first), so a busy project cannot starve the rest."""
-        if self.executor.active() >= self._max_running:
-            return QUEUED
-        project = session.key[0]
-        running = self.executor.active(project)
-        limit = await self._limit(project)
-        if running >= limit:
-            return project_queued(project, running, limit)
-        rank = (running, _created(session))
-        limits = {project: limit}
-        for other in sorted(self._cache.values(), key=_created):
-            theirs_project = other.key[0]
-            if theirs_project == project or other.phase != Phase.PENDING:
-                continue
-            theirs = self.executor.active(theirs_project)
-            if (theirs, _created(other)) >= rank:
-                continue
-            if theirs_project not in limits:
-                limits[theirs_project] = await self._limit(theirs_project)
-            # The cache may not show yet that a session has started: its runner says so.
-            if theirs < limits[theirs_project] and not self.executor.observe(other).alive:
-                self.enqueue(other.key)
-                return FAIR_QUEUED
-        return None
-
-    async def _apply(self, session: AgenticSession, decision: Decision) -> None:
+    async def _env(self, session: AgenticSession) -> dict[str, str]:
+        """Everything a local runner is told: the platform's runner env, where it is, its repo policy, what it
+        resumes, and its agent's secrets and settings (handed over a pipe, never in an exec environment)."""
         project, name = session.key
-        match decision.action:
-            case Action.START:
-                await self._start(session)
-                # Another free slot may now go to a session that gave way to this one.
-                self._enqueue_cached(lambda s: s.phase == Phase.PENDING and s.key != session.key)
-            case Action.QUEUE:
-                if session.status.message != decision.message:
-                    await self._store.patch_status(
-                        AgenticSession,
-                        name,
-                        project,
-                        status_patch(message=decision.message),
-                        resource_version=session.metadata.resource_version,
-                    )
-            case Action.KILL:
-                self.executor.terminate(session.key)
-            case Action.FINISH:
-                assert decision.phase is not None
-                await set_phase(
-                    self._store, self._events, self._hub, project, name, decision.phase, message=decision.message
-                )
-                self.executor.release(session.key)
-                self._forget_timer(session.key)
-                self._enqueue_cached(lambda s: s.phase == Phase.PENDING)
-            case Action.RELEASE:
-                self.executor.release(session.key)
-                self._forget_timer(session.key)
-            case Action.NOTHING:
-                if decision.requeue_after is not None:
-                    self._later(session.key, decision.requeue_after + 0.05)
-
-    async def _start(self, session: AgenticSession) -> None:
-        project, name = session.key
-        uid = session.metadata.uid or ""
-        # Checked again here, not only at creation: a session created or queued while a sandbox could be made
-        # may come to start after a restart on a machine where none can be made any more.
-        if self._refuses is not None and (why := await self._refuses(session)) is not None:
-            await set_phase(self._store, self._events, self._hub, project, name, Phase.FAILED, message=why)
-            return
-        await set_phase(
-            self._store,
-            self._events,
-            self._hub,
-            project,
-            name,
-            Phase.CREATING,
-            message="starting runner",
-            start_time=utcnow(),
-            observed_generation=session.metadata.generation,
-        )
-        try:
-            secrets, settings = await self._agent_environment(session)
-        except VteamError as exc:
-            # A secret the vault cannot decrypt will not decrypt on a retry either: say so and stop.
-            await set_phase(
-                self._store,
-                self._events,
-                self._hub,
-                project,
-                name,
-                Phase.FAILED,
-                message=f"runner did not start: {exc.detail}",
-            )
-            return
+        secrets, settings = await self._agent_environment(session)
         env = {
-            **self._runner_env,
+            **self._base_env,
             Env.SERVER: self._server_url(),
             Env.PROJECT: project,
             Env.SESSION: name,
-            Env.SESSION_UID: uid,
-            Env.RUNNER_TOKEN: self._tokens.mint(project, name, uid),
+            Env.SESSION_UID: session.metadata.uid or "",
         }
-        await self._minted(project, name)
         env.update(repo_policy_env(session, await self._local_roots(project)))
         env.update(await self._resume_env(session))
         env.update({f"{SECRET_PREFIX}{k}": v for k, v in secrets.items()})
         env.update({f"{SETTING_PREFIX}{k}": v for k, v in settings.items()})
-        try:
-            await self.executor.start(session, env)
-        except OSError as exc:
-            await set_phase(
-                self._store,
-                self._events,
-                self._hub,
-                project,
-                name,
-                Phase.FAILED,
-                message=f"runner did not start: {exc}",
-            )
-            return
-        self._later(session.key, session.spec.timeout + 0.05)
+        return env
 
     async def _agent_environment(self, session: AgenticSession) -> tuple[dict[str, str], dict[str, str]]:
         """The agent's secrets and settings, by one rule: the platform-level secrets its framework declares,
@@ -353,19 +210,6 @@ class Controller:
             return ()
         return repos.local_roots(found.metadata.annotations)
 
-    async def _minted(self, project: str, name: str) -> None:
-        """Tell the audit log a runner token exists; a failing audit write is logged, not fatal to the session."""
-        if self._token_minted is None:
-            return
-        try:
-            await self._token_minted(project, name)
-        except Exception:
-            log.exception("recording the runner token of %s/%s in the audit log failed", project, name)
-
-    def _forget_timer(self, key: Key) -> None:
-        if (timer := self._timers.pop(key, None)) is not None:
-            timer.cancel()
-
     async def _resume_env(self, session: AgenticSession) -> dict[str, str]:
         """For a continued session: the parent's conversation id and agent home, where they exist."""
         if not session.spec.parent_session:
@@ -378,15 +222,3 @@ class Controller:
         if not parent.status.conversation_id or home is None:
             return {}
         return {Env.RESUME_CONVERSATION: parent.status.conversation_id, Env.RESUME_HOME: home}
-
-    async def _deleted(self, session: AgenticSession) -> None:
-        self._forget_timer(session.key)
-        with contextlib.suppress(Exception):
-            await self.executor.remove(session)
-        with contextlib.suppress(Exception):
-            await self._events.delete(session.metadata.uid or "")
-
-
-def _created(session: AgenticSession) -> str:
-    ts = session.metadata.creation_timestamp
-    return ts.isoformat() if ts else ""

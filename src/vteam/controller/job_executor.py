@@ -1,20 +1,20 @@
 """The JobExecutor: the `Executor` of cluster mode, running each session's runner as a Kubernetes Job.
 
 Kubernetes holds all the state, so reads are async: `refresh` loads a session's Job and Pods (and
-`refresh_active` the running Jobs) into a cache that the Executor protocol's synchronous `observe` and
-`active` then answer from. A loop calls `refresh` before it decides, as the operator does.
+`refresh_active` the running Jobs) into a cache that the Executor protocol's synchronous `observe`,
+`decision_time`, `started_at` and `active` then answer from. The reconcile loop calls `refresh` before it decides.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from vteam.agents import registry as agents
-from vteam.controller.executor import NO_RUNNER, Key, RunnerState
+from vteam.controller.executor import NO_RUNNER, Key, Later, RunnerState
 from vteam.controller.job import (
     SESSION_LABEL,
     agent_secret_keys,
@@ -23,8 +23,8 @@ from vteam.controller.job import (
     render_secret,
     secret_name,
 )
-from vteam.controller.job_state import finished, runner_state
-from vteam.errors import NotFound, VteamError
+from vteam.controller.job_state import decision_time, finished, lingers, parse_time, runner_state
+from vteam.errors import Forbidden, NotFound, VteamError
 from vteam.kube import ApiException, KubeClients, translate
 from vteam.policy import repos
 from vteam.protocol import Env
@@ -35,20 +35,15 @@ from vteam.store import ResourceStore
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+REFUSED_SECONDS = 10.0
 
 Obj = dict[str, Any]
 
 
-class Later(Exception):
-    """Not now: the session is queued again after `delay` seconds (an older runner's objects still linger)."""
-
-    def __init__(self, delay: float, why: str) -> None:
-        super().__init__(why)
-        self.delay = delay
-
-
 class JobExecutor:
     """Starts, observes and stops runner Jobs; the Job and its Secret are owned by the session (GC removes them)."""
+
+    creating_first = False
 
     def __init__(
         self,
@@ -65,7 +60,6 @@ class JobExecutor:
         self._jobs: dict[Key, Obj] = {}
         self._pods: dict[Key, list[Obj]] = {}
         self._running: list[Obj] = []
-        self._background: set[asyncio.Task[None]] = set()
 
     # --- the Executor protocol ------------------------------------------------------------------
 
@@ -79,8 +73,27 @@ class JobExecutor:
             return NO_RUNNER
         return runner_state(self._jobs[key], self._pods.get(key, []))
 
+    def decision_time(self, session: AgenticSession, now: datetime) -> datetime:
+        return decision_time(session, self._jobs.get(session.key), now)
+
+    def started_at(self, session: AgenticSession) -> datetime | None:
+        """The Job's own creation time, so a start finished after a restart keeps it."""
+        job = self._jobs.get(session.key)
+        if job is None:
+            return None
+        return parse_time((job.get("metadata") or {}).get("creationTimestamp")) or datetime.now(UTC)
+
     async def start(self, session: AgenticSession, env: dict[str, str]) -> None:
-        """Secret, then Job; the runner token comes from `env`, everything else from the session's project."""
+        """Secret, then Job; a restart between the two, or after, picks up where it stopped."""
+        try:
+            await self._start(session, env)
+        except Forbidden as exc:
+            # A full ResourceQuota answers 403 too, and frees up; say why the session waits and look again.
+            message = f"waiting: Kubernetes refused the runner: {exc.detail}"
+            raise Later(REFUSED_SECONDS, exc.detail, message=message) from exc
+
+    async def _start(self, session: AgenticSession, env: dict[str, str]) -> None:
+        """The runner token comes from `env`, everything else from the session's project."""
         project, _ = session.key
         project_settings = await self.project_settings(project)
         secret = secret_name(session)
@@ -100,9 +113,16 @@ class JobExecutor:
         self._jobs[session.key] = await self._create(session, job, self._batch.create_namespaced_job)
         self._pods[session.key] = []
 
-    def terminate(self, key: Key) -> None:
-        """Delete the session's Job in the background (Kubernetes signals the pod and waits its grace period)."""
-        self._spawn(self._delete(key))
+    async def kill(self, session: AgenticSession) -> None:
+        """Delete the session's Job (Kubernetes signals the pod and waits its grace period)."""
+        await self._delete(session.key)
+
+    async def cleanup(self, session: AgenticSession) -> None:
+        """An unfinished Job whose runner will never run would count against the limits until its deadline."""
+        job = self._jobs.get(session.key)
+        if job is not None and lingers(job, self._pods.get(session.key, [])):
+            await self._delete(session.key)
+        self.release(session.key)
 
     def release(self, key: Key) -> None:
         self._jobs.pop(key, None)
@@ -111,7 +131,7 @@ class JobExecutor:
     async def remove(self, session: AgenticSession) -> None:
         """The session's owner references let Kubernetes collect its Job and Secret; the Job is deleted at once."""
         self.release(session.key)
-        await self.delete(session)
+        await self._delete(session.key)
 
     async def sweep(self, sessions: list[AgenticSession]) -> None:
         """Nothing to sweep: a deleted session's Job and Secret are garbage-collected by their owner reference."""
@@ -127,20 +147,18 @@ class JobExecutor:
         return sum(1 for j in self._running if (j.get("metadata") or {}).get("namespace") == project)
 
     async def close(self) -> None:
-        await asyncio.gather(*self._background, return_exceptions=True)
+        """Nothing to stop: every call was awaited."""
 
     # --- reads the loop awaits before it decides -----------------------------------------------
 
-    async def refresh(self, session: AgenticSession) -> tuple[Obj | None, list[Obj]]:
+    async def refresh(self, session: AgenticSession) -> None:
         """Read the session's Job (if this session owns it) and its Pods afresh; `observe` answers from them."""
         job = await self._read_job(session)
-        pods = await self._read_pods(session) if job is not None else []
         if job is None:
             self.release(session.key)
         else:
             self._jobs[session.key] = job
-            self._pods[session.key] = pods
-        return job, pods
+            self._pods[session.key] = await self._read_pods(session)
 
     def job(self, key: Key) -> Obj | None:
         """The session's Job as last read or created."""
@@ -149,9 +167,6 @@ class JobExecutor:
     async def refresh_active(self) -> None:
         """Read the runner Jobs that have not finished, for `active`."""
         self._running = [j for j in await self._list_jobs() if not finished(j)]
-
-    async def delete(self, session: AgenticSession) -> None:
-        await self._delete(session.key)
 
     async def project_settings(self, project: str) -> ProjectSettings | None:
         try:
@@ -172,11 +187,6 @@ class JobExecutor:
     def _plain(self, obj: Any) -> Obj:
         plain: Obj = self._clients.api.sanitize_for_serialization(obj)
         return plain
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def _create(self, session: AgenticSession, body: Obj, create: Callable[..., Awaitable[Any]]) -> Obj:
         """Create an object the session owns; one that exists already is fine if it is this session's."""

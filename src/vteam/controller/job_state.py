@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from vteam.controller.executor import NO_RUNNER, RunnerState
@@ -78,6 +78,19 @@ def decision_time(session: AgenticSession, job: Obj | None, now: datetime) -> da
     if due is not None and due > now and deadline_exceeded(job):
         return due
     return now
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339, or a datetime the client parsed), in UTC; None when unreadable."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def finished(job: Obj) -> bool:

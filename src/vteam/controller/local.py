@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from stat import S_IMODE, S_ISREG, S_IXGRP, S_IXOTH, S_IXUSR
 
@@ -155,6 +156,8 @@ def workspace_for(root: Path, session: AgenticSession) -> Path:
 
 
 class LocalExecutor:
+    creating_first = True
+
     def __init__(
         self,
         root: Path,
@@ -194,6 +197,25 @@ class LocalExecutor:
             if workspace.is_dir() and workspace not in keep:
                 log.info("removing the workspace of a deleted session: %s", workspace)
                 await _remove_tree(workspace)
+
+    async def refresh(self, session: AgenticSession) -> None:
+        """Nothing to read: the runner's exit is seen as it happens."""
+
+    async def refresh_active(self) -> None:
+        """Nothing to read: the runners are this process's own."""
+
+    def decision_time(self, session: AgenticSession, now: datetime) -> datetime:
+        return now
+
+    def started_at(self, session: AgenticSession) -> datetime | None:
+        """Never: Creating is written before a local runner starts."""
+        return None
+
+    async def kill(self, session: AgenticSession) -> None:
+        self.terminate(session.key)
+
+    async def cleanup(self, session: AgenticSession) -> None:
+        self.release(session.key)
 
     def agent_home(self, session: AgenticSession) -> str | None:
         home = workspace_for(self._root, session) / "home"

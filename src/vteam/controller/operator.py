@@ -1,9 +1,10 @@
 """`vteam operator`: cluster mode's controller, a kopf operator that runs each session's runner as a Job.
 
-Level-triggered like the embedded controller and with the same `decide()`: every watch event on a
-session, its Job or its Pods queues the session; a worker reads the session, Job and Pods afresh,
-decides, and acts. All state lives in the cluster, so a restart (or a hand-over between replicas)
-reaches the same decisions. Phase changes are status patches only; the backend turns them into events.
+The reconcile loop is the embedded controller's own (`reconciler.Reconciler`, with a `JobExecutor` and four
+workers); this module is its wiring: every watch event on a session, its Job or its Pods queues the session,
+and only the replica kopf lets lead acts. All state lives in the cluster, so a restart (or a hand-over between
+replicas) reaches the same decisions. Phase changes are status patches only; the backend's `PhaseRelay` turns
+them into events.
 """
 
 from __future__ import annotations
@@ -15,54 +16,37 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from vteam.auth import RunnerTokens, load_or_create
-from vteam.controller.executor import Key
 from vteam.controller.job import SESSION_LABEL
-from vteam.controller.job_executor import JobExecutor, Later
-from vteam.controller.job_state import decision_time, finished, lingers
-from vteam.controller.reconcile import Action, Decision, decide, project_limit
-from vteam.controller.transitions import RETRIES, utcnow
-from vteam.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound, VteamError
+from vteam.controller.job_executor import JobExecutor
+from vteam.controller.job_state import finished, parse_time
+from vteam.controller.reconciler import Reconciler
+from vteam.controller.transitions import StatusOnly
+from vteam.errors import VteamError
 from vteam.kube import ApiException, KubeClients, load_configuration, translate
-from vteam.protocol import Env
-from vteam.resources import (
-    GROUP,
-    VERSION,
-    AgenticSession,
-    Phase,
-    check_transition,
-    status_patch,
-)
+from vteam.resources import GROUP, VERSION, AgenticSession
 from vteam.settings import Settings
 from vteam.store import ResourceStore
+from vteam.store.kube_mapping import from_custom
 
 log = logging.getLogger(__name__)
 
 PLURAL = "agenticsessions"
 PEERING = "vteam"
 WORKERS = 4
-RETRY_SECONDS = 1.0
-REFUSED_SECONDS = 10.0
 LEADER_CHECK_SECONDS = 5.0
-BUSY = frozenset({Phase.CREATING, Phase.RUNNING, Phase.STOPPING})
 
 Obj = dict[str, Any]
 
 
-@dataclass
-class _Seen:
-    created: str
-    phase: Phase
-
-
-class Operator:
-    """Applies reconcile decisions through a `JobExecutor`; kopf's watch events feed its queue (see `registry`)."""
+class Operator(Reconciler):
+    """The reconcile loop through a `JobExecutor`; kopf's watch events feed its queue (see `registry`)."""
 
     def __init__(
         self,
@@ -75,43 +59,35 @@ class Operator:
         leader: Callable[[], Awaitable[bool]] | None = None,
         workers: int = WORKERS,
     ) -> None:
-        self._settings = settings
-        self._store = store
-        self._tokens = tokens
-        self.executor = JobExecutor(settings=settings, clients=clients, store=store, namespaces=namespaces)
+        super().__init__(
+            store=store,
+            tokens=tokens,
+            executor_factory=lambda _on_exit: JobExecutor(
+                settings=settings, clients=clients, store=store, namespaces=namespaces
+            ),
+            phases=StatusOnly(store),
+            max_running=settings.max_running_sessions,
+            max_running_per_project=settings.max_running_sessions_per_project,
+            workers=workers,
+            name="operator",
+        )
+        self._resync_seconds = settings.resync_seconds
         self._leader = leader
-        self._workers = workers
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
-        self._queued: set[Key] = set()
-        self._busy: set[Key] = set()
-        self._again: set[Key] = set()
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
-        self._seen: dict[Key, _Seen] = {}
-        self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self._leading = leader is None
-
-    # --- the queue ------------------------------------------------------------------------------
-
-    def enqueue(self, key: Key) -> None:
-        """Queue a session; one worker at a time handles a key, and a key queued meanwhile runs once more."""
-        if key in self._busy:
-            self._again.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        self.leading = leader is None
 
     def session_event(self, kind: str | None, body: Obj) -> None:
         meta = body.get("metadata") or {}
         key = (meta.get("namespace") or "", meta.get("name") or "")
         if kind == "DELETED":
-            self._seen.pop(key, None)
-            self._forget_timer(key)
+            self.forget(key)
             self.executor.release(key)
             self.enqueue_pending()
             return
-        phase = (body.get("status") or {}).get("phase") or Phase.PENDING.value
-        self._seen[key] = _Seen(str(meta.get("creationTimestamp") or ""), Phase(phase))
+        try:
+            self.seen(from_custom(AgenticSession, body))
+        except ValidationError:
+            log.warning("session %s/%s does not read as an AgenticSession; deciding on it as stored", *key)
         self.enqueue(key)
 
     def runner_event(self, kind: str | None, body: Obj) -> None:
@@ -123,27 +99,9 @@ class Operator:
         if body.get("kind") == "Job" and (kind == "DELETED" or finished(body)):
             self.enqueue_pending()
 
-    def enqueue_pending(self) -> None:
-        """Queue the waiting sessions, oldest first, so the longest-waiting one gets a free place."""
-        waiting = [(seen.created, key) for key, seen in self._seen.items() if seen.phase == Phase.PENDING]
-        for _, key in sorted(waiting):
-            self.enqueue(key)
-
-    def _later(self, key: Key, delay: float) -> None:
-        self._forget_timer(key)
-        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._wake, key)
-
-    def _wake(self, key: Key) -> None:
-        self._timers.pop(key, None)
-        self.enqueue(key)
-
-    def _forget_timer(self, key: Key) -> None:
-        if (timer := self._timers.pop(key, None)) is not None:
-            timer.cancel()
-
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._work(), name=f"operator-worker-{i}") for i in range(self._workers)]
-        self._tasks.append(asyncio.create_task(self._resync(), name="operator-resync"))
+        await super().start()
+        self._tasks = [asyncio.create_task(self._resync(), name="operator-resync")]
         if self._leader is not None:
             self._tasks.append(asyncio.create_task(self._follow_leadership(), name="operator-leadership"))
 
@@ -151,39 +109,12 @@ class Operator:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-        await self.executor.close()
-
-    async def _work(self) -> None:
-        while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
-            self._busy.add(key)
-            try:
-                if self._leading:
-                    await self.reconcile(key)
-            except asyncio.CancelledError:
-                raise
-            except Later as later:
-                log.info("session %s/%s: %s; trying again in %.0f s", *key, later, later.delay)
-                self._later(key, later.delay)
-            except (Conflict, InvalidTransition):
-                self._again.add(key)
-            except Exception:
-                log.exception("reconciling session %s/%s failed; retrying in %.0f s", *key, RETRY_SECONDS)
-                self._later(key, RETRY_SECONDS)
-            finally:
-                self._busy.discard(key)
-                if key in self._again:
-                    self._again.discard(key)
-                    self.enqueue(key)
+        await super().stop()
 
     async def _resync(self) -> None:
         """A safety net: waiting sessions are looked at again now and then (a project's limit may have grown)."""
         while True:
-            await asyncio.sleep(self._settings.resync_seconds)
+            await asyncio.sleep(self._resync_seconds)
             self.enqueue_pending()
 
     async def _follow_leadership(self) -> None:
@@ -194,170 +125,12 @@ class Operator:
                 leading = await self._leader()
             except Exception:
                 log.warning("could not read the peering object; keeping the last known role", exc_info=True)
-                leading = self._leading
-            if leading and not self._leading:
+                leading = self.leading
+            if leading and not self.leading:
                 log.info("this replica is now the active operator")
-                for key in list(self._seen):
-                    self.enqueue(key)
-            self._leading = leading
+                self.enqueue_where(lambda _: True)
+            self.leading = leading
             await asyncio.sleep(LEADER_CHECK_SECONDS)
-
-    # --- one session ----------------------------------------------------------------------------
-
-    async def reconcile(self, key: Key) -> None:
-        project, name = key
-        try:
-            session = await self._store.get(AgenticSession, name, project)
-        except NotFound:
-            self._seen.pop(key, None)
-            self._forget_timer(key)
-            return
-        self._seen[key] = _Seen(_created(session), session.phase)
-        job, pods = await self.executor.refresh(session)
-        runner = self.executor.observe(session)
-        if session.phase == Phase.PENDING and not runner.alive:
-            # Places are counted and taken under one lock, so two workers never take the last one.
-            async with self._start_lock:
-                capacity = await self._capacity(session)
-                decision = decide(session, runner, now=decision_time(session, job, utcnow()), capacity=capacity)
-                await self._apply(session, decision, job, pods)
-            return
-        decision = decide(session, runner, now=decision_time(session, job, utcnow()), capacity=True)
-        await self._apply(session, decision, job, pods)
-
-    async def _apply(self, session: AgenticSession, decision: Decision, job: Obj | None, pods: list[Obj]) -> None:
-        key = session.key
-        match decision.action:
-            case Action.START:
-                await self._start(session)
-            case Action.QUEUE:
-                await self._message(session, decision.message)
-            case Action.KILL:
-                await self.executor.delete(session)
-            case Action.FINISH:
-                assert decision.phase is not None
-                await self.set_phase(key, decision.phase, message=decision.message, based_on=session)
-                if job is not None and lingers(job, pods):
-                    await self.executor.delete(session)
-                self._forget_timer(key)
-                self.enqueue_pending()
-            case Action.RELEASE:
-                if job is not None and lingers(job, pods):
-                    await self.executor.delete(session)
-                self.executor.release(key)
-                self._forget_timer(key)
-            case Action.NOTHING:
-                if session.phase == Phase.PENDING and job is not None:
-                    await self._started(session, job)
-                if decision.requeue_after is not None:
-                    self._later(key, decision.requeue_after + 0.05)
-
-    async def _start(self, session: AgenticSession) -> None:
-        """Secret, then Job, then the phase: a restart between any two steps picks up where it stopped."""
-        project, name = session.key
-        env = {Env.RUNNER_TOKEN: self._tokens.mint(project, name, session.metadata.uid or "")}
-        try:
-            await self.executor.start(session, env)
-        except InvalidInput as exc:
-            await self.set_phase(session.key, Phase.FAILED, message=f"runner did not start: {exc.detail}")
-            return
-        except Forbidden as exc:
-            # A full ResourceQuota answers 403 too, and frees up; say why the session waits and look again.
-            await self._message(session, f"waiting: Kubernetes refused the runner: {exc.detail}")
-            raise Later(REFUSED_SECONDS, exc.detail) from exc
-        created = self.executor.job(session.key)
-        assert created is not None
-        await self._started(session, created)
-
-    async def _started(self, session: AgenticSession, job: Obj) -> None:
-        """Pending → Creating; the start time is the Job's own, so a start finished after a restart keeps it."""
-        created = (job.get("metadata") or {}).get("creationTimestamp")
-        start = _parse_time(created) or utcnow()
-        await self.set_phase(
-            session.key,
-            Phase.CREATING,
-            message="starting runner",
-            start_time=min(start, utcnow()),
-            observed_generation=session.metadata.generation,
-        )
-        self._later(session.key, session.spec.timeout + 0.05)
-
-    async def set_phase(
-        self,
-        key: Key,
-        phase: Phase,
-        *,
-        message: str | None = None,
-        based_on: AgenticSession | None = None,
-        **fields: Any,
-    ) -> AgenticSession:
-        """Move a session to `phase` under the phase rules, retrying on write conflicts; no event is written here.
-
-        With `based_on`, the session a decision was made on, the write holds only if nothing changed since: a
-        runner's final report landing meanwhile is a Conflict, and the session is decided again with it.
-        """
-        project, name = key
-        for attempt in range(RETRIES):
-            if based_on is not None and attempt == 0:
-                current = based_on
-            else:
-                current = await self._store.get(AgenticSession, name, project)
-            check_transition(current.phase, phase)
-            changes: dict[str, Any] = {"phase": phase, "message": message, **fields}
-            if phase.terminal and current.status.completion_time is None:
-                changes["completion_time"] = utcnow()
-            if phase == current.phase and current.status.message == message:
-                return current
-            try:
-                updated = await self._patch_status(current, status_patch(**changes))
-            except Conflict:
-                if based_on is not None or attempt == RETRIES - 1:
-                    raise
-                continue
-            if updated.phase != current.phase:
-                log.info("session %s/%s: %s -> %s (%s)", project, name, current.phase, phase, message or "")
-            self._seen[key] = _Seen(_created(updated), updated.phase)
-            return updated
-        raise AssertionError("unreachable")
-
-    async def _message(self, session: AgenticSession, message: str | None) -> None:
-        if session.status.message != message:
-            await self._patch_status(session, status_patch(message=message))
-
-    async def _patch_status(self, session: AgenticSession, patch: Obj) -> AgenticSession:
-        """The one place status is written: a merge patch on /status, conditional on the version read."""
-        project, name = session.key
-        return await self._store.patch_status(
-            AgenticSession, name, project, patch, resource_version=session.metadata.resource_version
-        )
-
-    async def _capacity(self, session: AgenticSession) -> bool:
-        """Whether a runner may start: the platform's limit over all projects, and the project's own."""
-        project = session.key[0]
-        await self.executor.refresh_active()
-        if self.executor.active() >= self._settings.max_running_sessions:
-            return False
-        project_settings = await self.executor.project_settings(project)
-        own = project_settings.spec.max_running_sessions if project_settings is not None else None
-        limit = project_limit(self._settings.max_running_sessions, self._settings.max_running_sessions_per_project, own)
-        return self.executor.active(project) < limit
-
-
-def _created(session: AgenticSession) -> str:
-    ts = session.metadata.creation_timestamp
-    return ts.isoformat() if ts else ""
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- peering ------------------------------------------------------------------------------------
@@ -375,7 +148,7 @@ def peering_leader(clients: KubeClients, name: str, identity: str, priority: int
         for peer, info in ((peering or {}).get("status") or {}).items():
             if peer == identity or not isinstance(info, dict):
                 continue
-            seen = _parse_time(info.get("lastseen"))
+            seen = parse_time(info.get("lastseen"))
             alive = seen is not None and seen + timedelta(seconds=int(info.get("lifetime") or 60)) > now
             if alive and int(info.get("priority") or 0) >= priority:
                 return False

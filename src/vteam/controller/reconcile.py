@@ -1,7 +1,7 @@
 """The reconcile decision: from a session and what its executor reports, the next action.
 
 Pure and level-triggered: the same state gives the same decision, after any crash or restart.
-The Kubernetes operator calls this same function.
+The one reconcile loop of both modes (`reconciler.Reconciler`) calls it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Cluster mode's backend half of session life: the operator moves phases in the cluster, and this relay
-turns each change into the `vteam.phase` event that live readers follow and end on."""
+"""Cluster mode's backend half of session life: the operator (and the backend, for a stop or a runner's
+report) moves phases in the cluster, and this relay turns each change into the `vteam.phase` event that live
+readers follow and end on. It is the one writer of phase events in cluster mode: every other phase write there
+is a status write."""
 
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ from collections.abc import Callable
 
 from vteam.controller.executor import Key
 from vteam.errors import Expired, VteamError
-from vteam.events import Hub, Recorder
+from vteam.events import EventLog, Hub, Recorder
 from vteam.events.agui import PHASE, custom, dump
-from vteam.events.announced import PhaseTrackingLog
 from vteam.resources import AgenticSession, Phase
 from vteam.store import ResourceStore
 
@@ -30,7 +31,7 @@ MAX_RETRY_SECONDS = 30.0
 
 
 class PhaseRelay:
-    """Watches every session with the backend's own store; announces a phase the log has not announced yet.
+    """Watches every session with the backend's own store; announces a phase it has not announced yet.
 
     Phases held when the relay starts count as announced: a change made while no backend ran is not replayed,
     and readers of such a session still end, on its final status.
@@ -39,7 +40,7 @@ class PhaseRelay:
     def __init__(
         self,
         store: ResourceStore,
-        log: PhaseTrackingLog,
+        log: EventLog,
         hub: Hub,
         *,
         seen: Callable[[AgenticSession], None] | None = None,
@@ -48,6 +49,8 @@ class PhaseRelay:
         self._store = store
         self._log = log
         self._recorder = Recorder(log, hub)
+        self.announced: dict[str, str] = {}
+        """Session uid → the phase its last `vteam.phase` event announced (since this process started)."""
         self._seen = seen or (lambda _: None)
         """Told of every session the relay sees, so others (the event log's locator) need not list them."""
         self._gone = gone or (lambda _: None)
@@ -59,7 +62,7 @@ class PhaseRelay:
     async def start(self) -> None:
         version = await self._relist(first=True)
         try:
-            removed = await self._log.prune(set(self._log.announced))
+            removed = await self._log.prune(set(self.announced))
         except VteamError as exc:
             log.warning("could not remove the events of deleted sessions: %s", exc.detail)
         else:
@@ -79,7 +82,7 @@ class PhaseRelay:
         for session in listing.items:
             self._seen(session)
             if first:
-                self._log.announced.setdefault(session.metadata.uid or "", session.phase.value)
+                self.announced.setdefault(session.metadata.uid or "", session.phase.value)
             else:
                 await self.announce(session)
         return listing.resource_version
@@ -97,6 +100,7 @@ class PhaseRelay:
                     session = event.object
                     version = session.metadata.resource_version or version
                     if event.type == "DELETED":
+                        self.announced.pop(session.metadata.uid or "", None)
                         await self._log.delete(session.metadata.uid or "")
                         self._gone(session)
                     else:
@@ -115,7 +119,7 @@ class PhaseRelay:
     async def announce(self, session: AgenticSession) -> None:
         uid = session.metadata.uid or ""
         phase = session.phase
-        previous = self._log.announced.get(uid)
+        previous = self.announced.get(uid)
         if previous is None and phase == Phase.PENDING:
             return
         if previous is not None and ORDER[phase] <= ORDER.get(Phase(previous), -1):
@@ -124,3 +128,4 @@ class PhaseRelay:
         if session.status.message:
             value["message"] = session.status.message
         await self._recorder.record(uid, PHASE, dump(custom(PHASE, **value)))
+        self.announced[uid] = phase.value

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client import Configuration as Configuration
 from kubernetes_asyncio.client.exceptions import ApiException as ApiException
 
 from vteam.errors import (
@@ -30,9 +31,9 @@ MANAGED_LABEL = "vteam.ambient-code/managed"
 """Namespaces with this label set to `true` are vTeam projects."""
 
 
-async def load_configuration(kubeconfig: Path | None = None) -> client.Configuration:
+async def load_configuration(kubeconfig: Path | None = None) -> Configuration:
     """The platform's own connection: a kubeconfig named, else the pod's service account, else ~/.kube/config."""
-    configuration = client.Configuration()
+    configuration = Configuration()
     try:
         if kubeconfig is not None:
             await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
@@ -46,7 +47,7 @@ async def load_configuration(kubeconfig: Path | None = None) -> client.Configura
     return configuration
 
 
-def user_configuration(base: client.Configuration, token: str) -> client.Configuration:
+def user_configuration(base: Configuration, token: str) -> Configuration:
     """The same API server and CA as `base`, authenticated as the caller's bearer token and nothing else."""
     user = copy.copy(base)
     user.api_key = {"BearerToken": f"Bearer {token}"}
@@ -66,8 +67,12 @@ class KubeClients:
     api: client.ApiClient
 
     @classmethod
-    def of(cls, configuration: client.Configuration) -> KubeClients:
+    def of(cls, configuration: Configuration) -> KubeClients:
         return cls(client.ApiClient(configuration))
+
+    def as_user(self, token: str) -> KubeClients:
+        """New clients on the same API server that act as the caller's bearer token; the caller closes them."""
+        return KubeClients.of(user_configuration(self.api.configuration, token))
 
     @property
     def core(self) -> client.CoreV1Api:
@@ -80,6 +85,10 @@ class KubeClients:
     @property
     def custom(self) -> client.CustomObjectsApi:
         return client.CustomObjectsApi(self.api)
+
+    @property
+    def authentication(self) -> client.AuthenticationV1Api:
+        return client.AuthenticationV1Api(self.api)
 
     @property
     def authorization(self) -> client.AuthorizationV1Api:

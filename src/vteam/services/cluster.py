@@ -15,18 +15,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from vteam.auth import EmbeddedAuthenticator, Role
 from vteam.auth.cluster import ClusterAuthenticator, KubeAccess, digest
 from vteam.controller import job
 from vteam.controller.relay import PhaseRelay
 from vteam.errors import InvalidInput, NotFound, VteamError
 from vteam.events import Hub
-from vteam.events.announced import PhaseTrackingLog
 from vteam.events.s3 import S3EventLog
-from vteam.kube import MANAGED_LABEL, KubeClients, load_configuration, translate, user_configuration
+from vteam.kube import MANAGED_LABEL, ApiException, Configuration, KubeApi, KubeClients, load_configuration, translate
 from vteam.resources import RUNNER_SECRET, SETTINGS_NAME, AgenticSession, ProjectSettings
 from vteam.settings import Settings
 from vteam.store import ResourceStore
@@ -45,7 +41,7 @@ any request that holds it has ended."""
 class UserStores:
     """Stores that act as one caller, with their own Kubernetes token, one connection pool each."""
 
-    def __init__(self, base: client.Configuration, *, size: int = 256) -> None:
+    def __init__(self, base: Configuration, *, size: int = 256) -> None:
         self._base = base
         self._size = size
         self._live: OrderedDict[str, tuple[float, KubeStore]] = OrderedDict()
@@ -102,36 +98,38 @@ class Cluster:
         make, so an admin of one project cannot hand out roles elsewhere through vTeam.
         """
         clients = self._as(token)
-        rbac = clients.rbac
+        api = KubeApi(clients)
         name = binding_name(subject_type, subject)
-        binding = client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(
-                name=name,
-                namespace=project,
-                labels={MANAGED_LABEL: "true", "vteam.ambient-code/role": role.value},
-                annotations={"vteam.ambient-code/subject": f"{subject_type}/{subject}"},
-            ),
-            role_ref=client.V1RoleRef(
-                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=f"vteam-project-{role.value}"
-            ),
-            subjects=[
-                client.RbacV1Subject(
-                    kind="Group" if subject_type == "group" else "User",
-                    name=subject,
-                    api_group="rbac.authorization.k8s.io",
-                )
+        binding = {
+            "metadata": {
+                "name": name,
+                "namespace": project,
+                "labels": {MANAGED_LABEL: "true", "vteam.ambient-code/role": role.value},
+                "annotations": {"vteam.ambient-code/subject": f"{subject_type}/{subject}"},
+            },
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": f"vteam-project-{role.value}",
+            },
+            "subjects": [
+                {
+                    "kind": "Group" if subject_type == "group" else "User",
+                    "name": subject,
+                    "apiGroup": "rbac.authorization.k8s.io",
+                }
             ],
-        )
+        }
         what = f"RoleBinding {name!r} in {project!r}"
         try:
             try:
-                await rbac.create_namespaced_role_binding(project, binding)
+                await api.create_role_binding(project, binding)
             except ApiException as exc:
                 if exc.status != 409:
                     raise
                 # A binding's role cannot change in place; a new role means a new binding.
-                await rbac.delete_namespaced_role_binding(name, project)
-                await rbac.create_namespaced_role_binding(project, binding)
+                await api.delete_role_binding(name, project)
+                await api.create_role_binding(project, binding)
         except ApiException as exc:
             raise translate(exc, what) from None
         finally:
@@ -139,10 +137,9 @@ class Cluster:
 
     async def revoke(self, project: str, subject_type: str, subject: str, *, token: str | None = None) -> None:
         clients = self._as(token)
-        rbac = clients.rbac
         name = binding_name(subject_type, subject)
         try:
-            await rbac.delete_namespaced_role_binding(name, project)
+            await KubeApi(clients).delete_role_binding(name, project)
         except ApiException as exc:
             if exc.status != 404:
                 raise translate(exc, f"RoleBinding {name!r} in {project!r}") from None
@@ -150,9 +147,7 @@ class Cluster:
             await self._done(clients)
 
     def _as(self, token: str | None) -> KubeClients:
-        return (
-            self.clients if token is None else KubeClients.of(user_configuration(self.clients.api.configuration, token))
-        )
+        return self.clients if token is None else self.clients.as_user(token)
 
     async def _done(self, clients: KubeClients) -> None:
         if clients is not self.clients:
@@ -171,12 +166,12 @@ class Cluster:
     async def prepare_project(self, project: str, runner_account: str) -> None:
         """What a new project's namespace needs besides its settings: the account its runner pods run as,
         which holds no rights and mounts no token."""
-        account = client.V1ServiceAccount(
-            metadata=client.V1ObjectMeta(name=runner_account, namespace=project, labels={MANAGED_LABEL: "true"}),
-            automount_service_account_token=False,
-        )
+        account = {
+            "metadata": {"name": runner_account, "namespace": project, "labels": {MANAGED_LABEL: "true"}},
+            "automountServiceAccountToken": False,
+        }
         try:
-            await self.clients.core.create_namespaced_service_account(project, account)
+            await KubeApi(self.clients).create_service_account(project, account)
         except ApiException as exc:
             if exc.status != 409:
                 raise translate(exc, f"ServiceAccount {runner_account!r} in {project!r}") from None
@@ -199,25 +194,23 @@ class Cluster:
         what = f"Secret {secret_name!r} in {project!r}"
         annotations = job.scope_annotations(name, frameworks if value is not None else None)
         patch = {"metadata": {"annotations": annotations}, "data": {name: encoded}}
+        api = KubeApi(self.clients)
         try:
-            await self.clients.core.patch_namespaced_secret(secret_name, project, patch)
+            await api.patch_secret(secret_name, project, patch)
         except ApiException as exc:
             if exc.status != 404:
                 raise translate(exc, what) from None
             if encoded is None:
                 return
-            body = client.V1Secret(
-                metadata=client.V1ObjectMeta(
-                    name=secret_name,
-                    namespace=project,
-                    labels={MANAGED_LABEL: "true"},
-                    annotations={k: v for k, v in annotations.items() if v is not None} or None,
-                ),
-                data={name: encoded},
-                type="Opaque",
-            )
+            metadata = {"name": secret_name, "namespace": project, "labels": {MANAGED_LABEL: "true"}}
+            kept = {k: v for k, v in annotations.items() if v is not None}
+            body = {
+                "metadata": metadata | ({"annotations": kept} if kept else {}),
+                "data": {name: encoded},
+                "type": "Opaque",
+            }
             try:
-                await self.clients.core.create_namespaced_secret(project, body)
+                await api.create_secret(project, body)
             except ApiException as again:
                 raise translate(again, what) from None
 
@@ -249,7 +242,7 @@ class Cluster:
 
 async def open_cluster(
     settings: Settings, embedded: EmbeddedAuthenticator, hub: Hub
-) -> tuple[Cluster, ResourceStore, PhaseTrackingLog, ClusterAuthenticator, PhaseRelay]:
+) -> tuple[Cluster, ResourceStore, S3EventLog, ClusterAuthenticator, PhaseRelay]:
     """The backend's own store (its service account), the event log, the authenticator and the phase relay."""
     configuration = await load_configuration(settings.kubeconfig)
     clients = KubeClients.of(configuration)
@@ -267,7 +260,6 @@ async def open_cluster(
         return locations.get(uid)
 
     s3 = S3EventLog.from_settings(settings, locate)
-    events = PhaseTrackingLog(s3)
     await s3.check()
     cluster = Cluster(clients, access, UserStores(configuration), s3)
 
@@ -277,8 +269,8 @@ async def open_cluster(
     def gone(session: AgenticSession) -> None:
         locations.pop(session.metadata.uid or "", None)
 
-    relay = PhaseRelay(store, events, hub, seen=seen, gone=gone)
-    return cluster, store, events, ClusterAuthenticator(embedded, access), relay
+    relay = PhaseRelay(store, s3, hub, seen=seen, gone=gone)
+    return cluster, store, s3, ClusterAuthenticator(embedded, access), relay
 
 
 def binding_name(subject_type: str, subject: str) -> str:

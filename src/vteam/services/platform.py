@@ -29,7 +29,7 @@ from vteam.auth import (
     keys,
     load_or_create,
 )
-from vteam.controller import Controller, LocalExecutor, job
+from vteam.controller import Announced, Controller, LocalExecutor, PhaseWriter, StatusOnly, job
 from vteam.controller.controller import ProjectSecret
 from vteam.controller.local import RunnerUserError, check_runner_user, resolve_runner_user
 from vteam.controller.prefork import RunnerUser
@@ -88,8 +88,12 @@ class Platform:
     secrets: Secrets = field(init=False)
     tenancy: Tenancy = field(init=False)
     """How this mode mirrors access and secrets (`Embedded` or `OnCluster`), chosen once here."""
+    phases: PhaseWriter = field(init=False)
+    """How this mode writes a phase: with its event in the embedded mode; the status alone in cluster mode,
+    where the `PhaseRelay` is the one writer of phase events."""
 
     def __post_init__(self) -> None:
+        self.phases = Announced(self.store, self.events, self.hub) if self.cluster is None else StatusOnly(self.store)
         self.tenancy = (
             Embedded(self.settings)
             if self.cluster is None
@@ -120,6 +124,7 @@ class Platform:
             events=self.events,
             hub=self.hub,
             life=lambda: self.controller,
+            phases=self.phases,
             audit=self.audit,
             vault=self.vault,
             role_of=self.role_of,

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from pydantic import Field, field_validator
 
 from vteam.auth import AuditLog, Identity, Role, Vault
-from vteam.controller import set_phase
+from vteam.controller import PhaseWriter
 from vteam.errors import Forbidden, InvalidTransition, NotFound
 from vteam.events import Envelope, EventLog, Hub, Recorder
 from vteam.events import follow as follow_events
@@ -101,6 +101,7 @@ class Sessions:
         events: EventLog,
         hub: Hub,
         life: Callable[[], SessionLife],
+        phases: PhaseWriter,
         audit: AuditLog,
         vault: Vault,
         role_of: RoleOf,
@@ -112,6 +113,8 @@ class Sessions:
         self._hub = hub
         self._recorder = Recorder(events, hub)
         self._life = life
+        self._phases = phases
+        """This mode's phase writer: with its event in the embedded mode, the status alone in cluster mode."""
         self._audit = audit
         self._vault = vault
         self._role_of = role_of
@@ -236,9 +239,7 @@ class Sessions:
             return session
         if session.phase.terminal:
             raise InvalidTransition(f"session {name!r} already ended ({session.phase.value}); there is nothing to stop")
-        updated = await set_phase(
-            self._store, self._events, self._hub, project, name, Phase.STOPPING, message="stopped on request"
-        )
+        updated = await self._phases(project, name, Phase.STOPPING, message="stopped on request")
         self._life().enqueue(updated.key)
         await self._record(caller, "session.stop", updated, request_id=request_id)
         return updated

@@ -14,16 +14,21 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import aiohttp
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import BaseModel, ValidationError
 
 from vteam.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Unavailable, VteamError
-from vteam.kube import MANAGED_LABEL, KubeClients, load_configuration, translate, user_configuration
+from vteam.kube import (
+    MANAGED_LABEL,
+    ApiException,
+    Configuration,
+    KubeApi,
+    KubeClients,
+    load_configuration,
+    translate,
+    user_configuration,
+)
 from vteam.resources import (
-    GROUP,
     SETTINGS_NAME,
-    VERSION,
     AgenticSession,
     ObjectMeta,
     Project,
@@ -51,7 +56,6 @@ T = TypeVar("T")
 PROJECT_PLURALS = tuple(kind.plural for kind in crds.KINDS)
 """The custom kinds a project holds; deleting the project deletes them first, so they vanish at once."""
 
-_MERGE_PATCH = "application/merge-patch+json"
 _MANAGED = f"{MANAGED_LABEL}=true"
 
 
@@ -101,10 +105,11 @@ class KubeStore:
 
     def __init__(self, clients: KubeClients, *, owns_clients: bool = True) -> None:
         self._clients = clients
+        self._api = KubeApi(clients)
         self._owns = owns_clients
 
     @classmethod
-    def connect(cls, configuration: client.Configuration) -> KubeStore:
+    def connect(cls, configuration: Configuration) -> KubeStore:
         return cls(KubeClients.of(configuration))
 
     @classmethod
@@ -112,7 +117,7 @@ class KubeStore:
         return cls.connect(await load_configuration(kubeconfig))
 
     @classmethod
-    def for_user(cls, base: client.Configuration, token: str) -> KubeStore:
+    def for_user(cls, base: Configuration, token: str) -> KubeStore:
         """A store that acts as the caller, so Kubernetes RBAC decides; close it when the request ends."""
         return cls.connect(user_configuration(base, token))
 
@@ -132,19 +137,6 @@ class KubeStore:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unavailable(f"the Kubernetes API could not be reached on {what}: {exc}") from exc
 
-    @property
-    def _core(self) -> Any:
-        """Untyped on purpose: the generated annotations refuse dict bodies and options the client accepts."""
-        return self._clients.core
-
-    @property
-    def _custom(self) -> Any:
-        return self._clients.custom
-
-    def _plain(self, obj: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._clients.api.sanitize_for_serialization(obj)
-        return result
-
     # --- create and get -----------------------------------------------------------------------------
 
     async def create(self, obj: R) -> R:
@@ -158,46 +150,38 @@ class KubeStore:
         body = to_custom(obj, resource_version=False)
         if kind.NAMESPACED:
             body["metadata"]["namespace"] = ns
-            call = self._custom.create_namespaced_custom_object(GROUP, VERSION, ns, plural(kind), body)
-        else:
-            call = self._custom.create_cluster_custom_object(GROUP, VERSION, plural(kind), body)
+        call = self._api.create_object(plural(kind), body, ns if kind.NAMESPACED else None)
         return from_custom(kind, await self._call(_describe(kind, obj.name, ns), call, _missing_project(ns)))
 
     async def _create_project(self, project: Project) -> Project:
         """The namespace, then its ProjectSettings; a half-made project is removed again."""
         name = project.name
         body = namespace_from_project(project, generation=1)
-        namespace = self._plain(
-            await self._call(_describe(Project, name, None), self._core.create_namespace(body), _being_deleted(name))
+        namespace = await self._call(
+            _describe(Project, name, None), self._api.create_namespace(body), _being_deleted(name)
         )
         settings = ProjectSettings(metadata=ObjectMeta(name=SETTINGS_NAME, namespace=name))
         try:
             await self.create(settings)
         except Exception:
             with contextlib.suppress(ApiException, aiohttp.ClientError, TimeoutError):
-                await self._core.delete_namespace(name)
+                await self._api.delete_namespace(name)
             raise
         return project_from_namespace(namespace)
 
     async def get(self, kind: type[R], name: str, namespace: str | None = None) -> R:
         if kind is Project:
             return cast(R, project_from_namespace(await self._namespace(name)))
-        custom = self._custom
         what = _describe(kind, name, namespace)
-        if kind.NAMESPACED:
-            if not namespace:
-                raise NotFound(f"{what} not found")
-            raw = await self._call(
-                what, custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural(kind), name)
-            )
-        else:
-            raw = await self._call(what, custom.get_cluster_custom_object(GROUP, VERSION, plural(kind), name))
+        if kind.NAMESPACED and not namespace:
+            raise NotFound(f"{what} not found")
+        raw = await self._call(what, self._api.get_object(plural(kind), name, namespace if kind.NAMESPACED else None))
         return from_custom(kind, raw)
 
     async def _namespace(self, name: str) -> dict[str, Any]:
         """The project's namespace: NotFound unless it exists, is managed and is not being deleted."""
         what = _describe(Project, name, None)
-        namespace = self._plain(await self._call(what, self._core.read_namespace(name)))
+        namespace = await self._call(what, self._api.read_namespace(name))
         if not is_managed(namespace):
             raise NotFound(f"{what} not found")
         if is_terminating(namespace):
@@ -219,16 +203,16 @@ class KubeStore:
         what = f"the list of {kind.KIND}" + (f" in project {namespace!r}" if namespace and kind.NAMESPACED else "")
         if kind is Project:
             selector = _MANAGED + (f",{label_selector}" if label_selector and label_selector.strip() else "")
-            listing = self._core.list_namespace(label_selector=selector, limit=limit, _continue=continue_token)
-            return self._plain(await self._call(what, listing))
-        custom = self._custom
-        args = {"label_selector": label_selector or None, "limit": limit, "_continue": continue_token}
-        if kind.NAMESPACED and namespace is not None:
-            call = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural(kind), **args)
-        else:
-            call = custom.list_cluster_custom_object(GROUP, VERSION, plural(kind), **args)
-        page: dict[str, Any] = await self._call(what, call)
-        return page
+            listing = self._api.list_namespaces(label_selector=selector, limit=limit, continue_token=continue_token)
+            return await self._call(what, listing)
+        call = self._api.list_objects(
+            plural(kind),
+            namespace if kind.NAMESPACED else None,
+            label_selector=label_selector,
+            limit=limit,
+            continue_token=continue_token,
+        )
+        return await self._call(what, call)
 
     async def list(
         self,
@@ -333,15 +317,12 @@ class KubeStore:
         if isinstance(obj, Project):
             return cast(R, await self._replace_project(obj, given))
         body = to_custom(obj, resource_version=True)
-        custom = self._custom
         ns = obj.metadata.namespace
         if kind.NAMESPACED:
             if not ns:
                 raise NotFound(f"{what} not found")
             body["metadata"]["namespace"] = ns
-            call = custom.replace_namespaced_custom_object(GROUP, VERSION, ns, plural(kind), obj.name, body)
-        else:
-            call = custom.replace_cluster_custom_object(GROUP, VERSION, plural(kind), obj.name, body)
+        call = self._api.replace_object(plural(kind), obj.name, body, ns if kind.NAMESPACED else None)
         return from_custom(kind, await self._call(what, call))
 
     async def _replace_project(self, project: Project, given: str) -> Project:
@@ -353,8 +334,7 @@ class KubeStore:
         old = project_from_namespace(current)
         generation = (old.metadata.generation or 1) + (old.spec != project.spec)
         body = namespace_from_project(project, generation=generation, resource_version=given)
-        replaced = await self._call(what, self._core.replace_namespace(project.name, body))
-        return project_from_namespace(self._plain(replaced))
+        return project_from_namespace(await self._call(what, self._api.replace_namespace(project.name, body)))
 
     async def patch_status(
         self,
@@ -377,46 +357,30 @@ class KubeStore:
         body: dict[str, Any] = {"status": status}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
-        custom = self._custom
-        if kind.NAMESPACED:
-            if not namespace:
-                raise NotFound(f"{what} not found")
-            call = custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural(kind), name, body, _content_type=_MERGE_PATCH
-            )
-        else:
-            call = custom.patch_cluster_custom_object_status(
-                GROUP, VERSION, plural(kind), name, body, _content_type=_MERGE_PATCH
-            )
+        if kind.NAMESPACED and not namespace:
+            raise NotFound(f"{what} not found")
+        call = self._api.merge_status(plural(kind), name, body, namespace if kind.NAMESPACED else None)
         return from_custom(kind, await self._call(what, call))
 
     # --- delete ---------------------------------------------------------------------------------------
 
     async def delete(self, kind: type[R], name: str, namespace: str | None = None) -> None:
         what = _describe(kind, name, namespace)
-        custom = self._custom
         if kind is Project:
             await self._delete_project(name)
-        elif kind.NAMESPACED:
-            if not namespace:
-                raise NotFound(f"{what} not found")
-            await self._call(
-                what, custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural(kind), name)
-            )
+        elif kind.NAMESPACED and not namespace:
+            raise NotFound(f"{what} not found")
         else:
-            await self._call(what, custom.delete_cluster_custom_object(GROUP, VERSION, plural(kind), name))
+            await self._call(what, self._api.delete_object(plural(kind), name, namespace if kind.NAMESPACED else None))
 
     async def _delete_project(self, name: str) -> None:
         """Its resources first, so they are gone now rather than when Kubernetes finishes the namespace."""
         namespace = await self._namespace(name)
         for kinds in PROJECT_PLURALS:
             with contextlib.suppress(NotFound):
-                await self._call(
-                    f"the {kinds} of project {name!r}",
-                    self._custom.delete_collection_namespaced_custom_object(GROUP, VERSION, name, kinds),
-                )
-        options = {"preconditions": {"uid": namespace["metadata"]["uid"]}, "propagationPolicy": "Background"}
-        await self._call(_describe(Project, name, None), self._core.delete_namespace(name, body=options))
+                await self._call(f"the {kinds} of project {name!r}", self._api.delete_all_objects(kinds, name))
+        uid = namespace["metadata"]["uid"]
+        await self._call(_describe(Project, name, None), self._api.delete_namespace(name, uid=uid))
 
     # --- watch ----------------------------------------------------------------------------------------
 
@@ -438,22 +402,11 @@ class KubeStore:
             return await self._page(kind, scoped, label_selector=None, limit=limit, continue_token=token)
 
         async def open_watch(version: str, seconds: int) -> aiohttp.ClientResponse:
-            args = {
-                "watch": True,
-                "resource_version": version,
-                "allow_watch_bookmarks": True,
-                "timeout_seconds": seconds,
-                "_preload_content": False,
-                "_request_timeout": aiohttp.ClientTimeout(total=seconds + 30, sock_connect=10),
-            }
             if kind is Project:
-                call = self._core.list_namespace(label_selector=_MANAGED, **args)
-            elif scoped is not None:
-                call = self._custom.list_namespaced_custom_object(GROUP, VERSION, scoped, plural(kind), **args)
-            else:
-                call = self._custom.list_cluster_custom_object(GROUP, VERSION, plural(kind), **args)
-            response: aiohttp.ClientResponse = await call
-            return response
+                return await self._api.watch_namespaces(
+                    label_selector=_MANAGED, resource_version=version, seconds=seconds
+                )
+            return await self._api.watch_objects(plural(kind), scoped, resource_version=version, seconds=seconds)
 
         if kind is Project:
             return kube_watch.Feed(
