@@ -152,7 +152,7 @@ test: ## lint, type-check, then every test
 	$(BIN)/python -m pytest tests -m 'not integration'; quick=$$?; \
 	wait $$typing; typed=$$?; cat test-artifacts/mypy.log; \
 	test $$quick -eq 0 -a $$typed -eq 0
-	$(BIN)/python -m pytest tests -m integration
+	$(BIN)/python -m pytest tests -m integration --durations=15
 
 bench: setup ## measure API, event and start latency; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json
