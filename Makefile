@@ -138,8 +138,10 @@ typecheck: setup
 	$(BIN)/mypy src
 
 # Tests live by room (tests/<room>/); a module that starts a real vteam, agent CLI, sshd or browser is marked
-# `integration`. The type check runs beside the quick tests, which leave a core idle most of the time; the
-# integration tests then run alone, as their timings are real. Each run fails if it selects no test (exit 5).
+# `integration`. The type check runs beside the quick tests, which leave a core idle most of the time. The
+# integration tests then run in two workers, a module per worker, as most of their time is spent waiting on
+# processes; those marked `alone` (they bound how long something takes) run last, by themselves. Each run fails if
+# it selects no test (exit 5).
 test: ## lint, type-check, then every test
 	@# The installs are independent (the venv, npm packages, mini-swe-agent's venv): side by side, they take the
 	@# time of the longest.
@@ -152,9 +154,10 @@ test: ## lint, type-check, then every test
 	$(BIN)/python -m pytest tests -m 'not integration'; quick=$$?; \
 	wait $$typing; typed=$$?; cat test-artifacts/mypy.log; \
 	test $$quick -eq 0 -a $$typed -eq 0
-	$(BIN)/python -m pytest tests -m integration --durations=15
+	$(BIN)/python -m pytest tests -m 'integration and not alone' -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest tests -m 'integration and alone' --durations=10
 
-bench: setup ## measure API, event and start latency; writes bench/results.json
+bench: setup ## measure creates, reads, event ingest and latency, starts, bursts and memory; writes bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json
 
 # CRDs from the resource models, then each overlay rendered to one file (committed; a test checks both).

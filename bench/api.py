@@ -102,3 +102,21 @@ async def collect(http: httpx.AsyncClient, project: str, name: str, *, within: f
         return [r async for r in follow(http, project, name)]
 
     return await asyncio.wait_for(read(), within)
+
+
+async def stored(http: httpx.AsyncClient, project: str, name: str, *, after: int = 0) -> list[dict[str, Any]]:
+    """The session's stored events after `after`, read once (`follow=false`), not waited for."""
+    path = f"{sessions_path(project)}/{name}/events"
+    response = await http.get(path, params={"after": after, "follow": "false"})
+    response.raise_for_status()
+    return [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+
+
+def phase_times(envelopes: list[dict[str, Any]]) -> dict[str, float]:
+    """When each phase was first stored (the server stamps `vteam.phase` events), as epoch seconds."""
+    times: dict[str, float] = {}
+    for env in envelopes:
+        if env.get("type") == "vteam.phase":
+            phase = str((env.get("data") or {}).get("value", {}).get("phase"))
+            times.setdefault(phase, parse_ts(str(env["ts"])))
+    return times

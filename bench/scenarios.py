@@ -1,4 +1,5 @@
-"""The four measurements, each against a running server and in its own project so none disturbs another."""
+"""The measurements on the shared server (create, read, events, start), each in its own project so none disturbs
+another; the helpers every server benchmark uses (clients, timing, waiting for quiet)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 
 from bench import api
 from bench.server import Server, children
-from bench.stats import Summary, summarize
+from bench.stats import Summary, Value, summarize
 
 EVENT_TIMEOUT = 120.0
 
@@ -23,7 +24,8 @@ class Config:
     """Sizes of each benchmark; the defaults are what `make bench` measures and the docs report."""
 
     create_workers: int = 50
-    creates_per_worker: int = 4
+    create_sizes: tuple[int, ...] = (200, 2000)
+    """Each size is one round of that many creates from `create_workers` clients, in a project of its own."""
     reads: int = 2000
     readers: int = 20
     sequential_reads: int = 100
@@ -32,6 +34,28 @@ class Config:
     starts: int = 20
     drain: bool = False
     drain_timeout: float = 600.0
+    ingest_sessions: int = 50
+    ingest_events: int = 2000
+    ingest_pause_ms: float = 1.0
+    """Pause after each line, so the script framework (one event per pipe read) sees the lines one by one."""
+    held: tuple[int, ...] = (20, 100, 500)
+    burst: int = 100
+
+
+QUICK = Config(
+    create_workers=10,
+    create_sizes=(20, 100),
+    reads=200,
+    readers=5,
+    sequential_reads=20,
+    event_lines=50,
+    starts=5,
+    ingest_sessions=5,
+    ingest_events=200,
+    held=(5, 10),
+    burst=10,
+)
+"""Small sizes, to try the benchmark out in a minute or two; its figures are not comparable with the full run's."""
 
 
 @dataclass
@@ -41,13 +65,14 @@ class Outcome:
     name: str
     rows: list[Summary] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    values: list[Value] = field(default_factory=list)
 
 
-def _client(server: Server) -> httpx.AsyncClient:
+def client(server: Server) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=server.url, timeout=60.0, headers={"Authorization": f"Bearer {server.token}"})
 
 
-async def _timed(call: Awaitable[object]) -> float:
+async def timed(call: Awaitable[object]) -> float:
     """Milliseconds one awaitable took, on the monotonic clock."""
     start = time.perf_counter()
     await call
@@ -55,6 +80,19 @@ async def _timed(call: Awaitable[object]) -> float:
 
 
 async def session_create(server: Server, cfg: Config) -> Outcome:
+    """One round per size in `cfg.create_sizes`, each in a project of its own, the server quiet between rounds."""
+    outcome = Outcome("create")
+    for size in cfg.create_sizes:
+        workers = min(cfg.create_workers, size)
+        latencies, figures = await _create_round(server, cfg, size, workers)
+        what = f"{workers} concurrent clients, {size} creates"
+        outcome.rows.append(summarize(f"session create ({what})", latencies))
+        outcome.values.append(Value(f"creates per second ({what})", figures["creates_per_s"], "/s"))
+        outcome.figures[f"creates_{size}"] = figures
+    return outcome
+
+
+async def _create_round(server: Server, cfg: Config, size: int, workers: int) -> tuple[list[float], dict[str, Any]]:
     """Many clients creating at once: every create is a SQLite write (fsync) behind one in-process write lock.
 
     The sessions also queue for runners (at most VTEAM_MAX_RUNNING_SESSIONS at once) while creates are
@@ -62,18 +100,19 @@ async def session_create(server: Server, cfg: Config) -> Outcome:
     must be quiet again before the next benchmark: with `drain` we wait for every session to finish
     (and report that throughput), otherwise we delete the project, which stops the queue at once.
     """
-    project = "bench-create"
-    async with _client(server) as http:
+    project = f"bench-create-{size}"
+    async with client(server) as http:
         await api.create_project(http, project)
-    clients = [_client(server) for _ in range(cfg.create_workers)]
+    clients = [client(server) for _ in range(workers)]
+    shares = [size // workers + (1 if i < size % workers else 0) for i in range(workers)]
     start = asyncio.Event()
 
-    async def worker(http: httpx.AsyncClient) -> list[float]:
+    async def worker(http: httpx.AsyncClient, count: int) -> list[float]:
         await start.wait()
-        return [await _timed(api.create_session(http, project, "true")) for _ in range(cfg.creates_per_worker)]
+        return [await timed(api.create_session(http, project, "true")) for _ in range(count)]
 
     try:
-        tasks = [asyncio.create_task(worker(http)) for http in clients]
+        tasks = [asyncio.create_task(worker(http, n)) for http, n in zip(clients, shares, strict=True)]
         await asyncio.sleep(0)
         began = time.perf_counter()
         start.set()
@@ -83,14 +122,13 @@ async def session_create(server: Server, cfg: Config) -> Outcome:
         await asyncio.gather(*(http.aclose() for http in clients))
     latencies = [ms for batch in per_worker for ms in batch]
     figures: dict[str, Any] = {"creates": len(latencies), "wall_s": wall, "creates_per_s": len(latencies) / wall}
-    async with _client(server) as http:
+    async with client(server) as http:
         if cfg.drain:
             figures |= await _drain(http, project, cfg, began)
         else:
             figures |= await _delete(server, http, project)
     await wait_quiet(server)
-    label = f"session create ({cfg.create_workers} concurrent clients)"
-    return Outcome("create", [summarize(label, latencies)], figures)
+    return latencies, figures
 
 
 async def _drain(http: httpx.AsyncClient, project: str, cfg: Config, began: float) -> dict[str, Any]:
@@ -116,7 +154,7 @@ async def _delete(server: Server, http: httpx.AsyncClient, project: str) -> dict
     }
 
 
-async def wait_quiet(server: Server, *, within: float = 60.0, settle: float = 1.0) -> None:
+async def wait_quiet(server: Server, *, within: float = 120.0, settle: float = 1.0) -> None:
     """Until no runner process is left, then a moment for the controller's clean-up writes to land."""
     deadline = time.monotonic() + within
     while running := children(server):
@@ -129,21 +167,21 @@ async def wait_quiet(server: Server, *, within: float = 60.0, settle: float = 1.
 async def session_read(server: Server, cfg: Config) -> Outcome:
     """GET of one finished session by many clients: the read path (auth, one SQLite read, JSON), no writes around."""
     project = "bench-read"
-    async with _client(server) as http:
+    async with client(server) as http:
         await api.create_project(http, project)
         name = await api.create_session(http, project, "echo hi")
         await api.collect(http, project, name, within=EVENT_TIMEOUT)
     await wait_quiet(server)
     path = f"{api.sessions_path(project)}/{name}"
     per_reader = cfg.reads // cfg.readers
-    clients = [_client(server) for _ in range(cfg.readers)]
+    clients = [client(server) for _ in range(cfg.readers)]
 
     async def get(http: httpx.AsyncClient) -> None:
         (await http.get(path)).raise_for_status()
 
     async def reader(http: httpx.AsyncClient, count: int) -> list[float]:
         await get(http)  # open the connection first; connection setup is not what this measures
-        return [await _timed(get(http)) for _ in range(count)]
+        return [await timed(get(http)) for _ in range(count)]
 
     try:
         sequential = await reader(clients[0], cfg.sequential_reads)
@@ -160,6 +198,7 @@ async def session_read(server: Server, cfg: Config) -> Outcome:
             summarize(f"session read ({cfg.readers} concurrent clients)", latencies),
         ],
         {"reads": len(latencies), "reads_per_s": len(latencies) / wall},
+        [Value(f"reads per second ({cfg.readers} concurrent clients)", len(latencies) / wall, "/s")],
     )
 
 
@@ -172,7 +211,7 @@ async def event_latency(server: Server, cfg: Config) -> Outcome:
     """
     project = "bench-events"
     prompt = f"for i in $(seq 1 {cfg.event_lines}); do date +%s.%N; sleep {cfg.event_interval}; done"
-    async with _client(server) as http:
+    async with client(server) as http:
         await api.create_project(http, project)
         name = await api.create_session(http, project, prompt)
         received = await api.collect(http, project, name, within=EVENT_TIMEOUT)
@@ -247,7 +286,7 @@ async def start_latency(server: Server, cfg: Config) -> Outcome:
     project = "bench-start"
     runs: list[StartTimes] = []
     failures: list[str] = []
-    async with _client(server) as http:
+    async with client(server) as http:
         await api.create_project(http, project)
         for index in range(cfg.starts):
             try:

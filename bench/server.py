@@ -14,10 +14,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from bench import procs
 
 UP_LINE = re.compile(r"vTeam is up on (http://\S+)")
 
@@ -33,6 +36,8 @@ class Server:
     log: Path
     process: subprocess.Popen[bytes]
     token: str = ""
+    cleanup: dict[str, Any] = field(default_factory=dict)
+    """Filled when the server is stopped: how many of its processes had to be killed, and any left alive."""
 
 
 def server_env(settings: dict[str, str]) -> dict[str, str]:
@@ -54,7 +59,7 @@ def running_server(
     ready_timeout: float = 60,
     seed: Callable[[Path], None] | None = None,
 ) -> Iterator[Server]:
-    """Yield a ready server; on exit stop it (SIGTERM, then SIGKILL) and kill any runner it left behind.
+    """Yield a ready server; on exit stop it (SIGTERM, then SIGKILL) and kill every process it left behind.
 
     `seed` writes into the data folder before the server starts (the UI benchmark's sessions)."""
     home = Path(tempfile.mkdtemp(prefix="vteam-bench-"))
@@ -69,13 +74,21 @@ def running_server(
             stdout=stderr,
             stderr=stderr,
         )
+    server: Server | None = None
     try:
         url = _wait_for_url(process, log, ready_timeout)
         _wait_ready(process, log, url, ready_timeout)
-        yield Server(url=url, home=home, log=log, process=process, token=TOKEN)
+        server = Server(url=url, home=home, log=log, process=process, token=TOKEN)
+        yield server
     finally:
+        tree = procs.descendants(process.pid, procs.table())
         _stop(process)
         _kill_runners(home / "data" / "workspaces")
+        report = _kill_rest(tree, home)
+        if server is not None:
+            server.cleanup.update(report)
+        if report["left_alive"]:
+            print(f"warning: processes of the benchmark's server still alive: {report['left_alive']}", file=sys.stderr)
         if not keep_home:
             shutil.rmtree(home, ignore_errors=True)
 
@@ -129,6 +142,21 @@ def _kill_runners(workspaces: Path) -> None:
                 os.killpg(pid, signal.SIGKILL)
 
 
+def _kill_rest(tree: list[procs.Proc], home: Path, within: float = 10) -> dict[str, Any]:
+    """Kill what the server's tree held before it stopped (the zygote, a runner without a pid file yet, an agent
+    whose runner died), and anything still working in its home; then check that none of it is alive."""
+    strays = procs.survivors(tree) + procs.working_in(home)
+    procs.kill(strays)
+    deadline = time.monotonic() + within
+    while (left := procs.survivors([*tree, *procs.working_in(home)])) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {
+        "processes_in_tree_at_stop": len(tree),
+        "killed_after_stop": len({p.pid for p in strays}),
+        "left_alive": sorted({p.pid for p in left}),
+    }
+
+
 def _start_ticks(pid: int) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -146,13 +174,4 @@ def tail(log: Path, lines: int = 30) -> str:
 
 def children(server: Server) -> list[int]:
     """Live runner processes: children of the server, or of its runner zygote, but not the zygote itself."""
-    procs: dict[int, tuple[int, str]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if fields[0] != "Z":
-                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                procs[int(stat.parent.name)] = (int(fields[1]), cmdline)
-    server_pid = server.process.pid
-    zygotes = {pid for pid, (ppid, cmd) in procs.items() if ppid == server_pid and "vteam.runner.zygote" in cmd}
-    return [pid for pid, (ppid, _) in procs.items() if (ppid == server_pid and pid not in zygotes) or ppid in zygotes]
+    return [p.pid for p in procs.server_tree(server.process.pid).runners]

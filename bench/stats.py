@@ -62,3 +62,15 @@ def _number(value: Any) -> Any:
     if isinstance(value, float):
         return None if math.isnan(value) else round(value, 3)
     return value
+
+
+@dataclass(frozen=True)
+class Value:
+    """One figure that is not a distribution (a throughput, a memory size, a time to finish), in `unit`."""
+
+    label: str
+    value: float
+    unit: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: _number(v) for k, v in asdict(self).items()}

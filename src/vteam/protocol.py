@@ -23,6 +23,13 @@ SUPPORTED: Final = frozenset({PROTOCOL_VERSION})
 PROTOCOL_HEADER: Final = "Vteam-Runner-Protocol"
 """Sent by the runner on its WebSocket handshake (and its HTTP calls): the protocol it speaks."""
 
+FEATURES_HEADER: Final = "Vteam-Runner-Features"
+"""Sent by the runner on its WebSocket handshake: the optional frames it can use, comma-separated. Features
+are how a runner and a backend one release apart agree on more within one `PROTOCOL_VERSION`."""
+
+BATCH: Final = "batch"
+"""The feature of sending events in batches, `{"events": [envelope, ...]}`, each acknowledged by its highest seq."""
+
 REFUSED_CLOSE_CODE: Final = 4409
 """The WebSocket close code of a protocol refusal after the handshake; the reason carries the message."""
 
@@ -83,6 +90,11 @@ def mismatch(runner: int, backend: int) -> str:
     )
 
 
+def offered(header: str | None) -> frozenset[str]:
+    """The features a runner names in its `FEATURES_HEADER`; unknown ones are for a newer backend to take up."""
+    return frozenset(name.strip() for name in (header or "").split(",") if name.strip())
+
+
 def check(runner: int) -> None:
     """Refuse a runner protocol this backend does not speak."""
     if runner not in SUPPORTED:
@@ -120,14 +132,24 @@ class Frame(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class BatchLimits(Frame):
+    """What one `{"events": [...]}` frame may hold, as the backend reads it; a larger one closes the socket."""
+
+    max_events: int = Field(ge=1, alias="maxEvents")
+    max_bytes: int = Field(ge=1, alias="maxBytes")
+
+
 class Hello(Frame):
     """Backend → runner, first: the protocol the backend speaks and the runner's highest stored seq.
 
     A backend from before protocols were numbered sends no `protocol`; it spoke what is now version 1.
+    `batch` is there only when the runner offered the `batch` feature and the backend takes batches: without it
+    (an older backend) the runner sends each event on its own frame(s).
     """
 
     protocol: int = 1
     last_seq: int = Field(0, ge=0, alias="lastSeq")
+    batch: BatchLimits | None = None
 
 
 class ControlAfter(Frame):

@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
-        description="SQLite `synchronous` pragma: FULL keeps acknowledged events through a power loss, "
-        "NORMAL through a process crash only.",
+        description="SQLite `synchronous` pragma: FULL keeps every acknowledged write through a power loss (one "
+        "fsync per group commit), NORMAL through a process crash only.",
     )
     git_author_name: str = Field("vTeam", description="Author name of the runner's commits.")
     git_author_email: str = Field("vteam@localhost", description="Author e-mail of the runner's commits.")

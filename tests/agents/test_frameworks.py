@@ -22,7 +22,7 @@ from vteam.agents.codex import codex_binary
 from vteam.agents.gemini import gemini_binary
 from vteam.agents.mini_swe import mini_swe_python
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 Fake = fake_openai.FakeOpenAI | fake_gemini.FakeGemini | fake_anthropic.FakeAnthropic
 SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && echo"

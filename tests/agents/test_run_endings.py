@@ -15,7 +15,7 @@ from tests.support import fake_anthropic, fake_gemini, fake_openai
 from tests.support.api import create_session, read_events, sessions_path, wait_phase
 from tests.support.server import Server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 KEY = "test-key-0123456789abcdef"
 BLOCK = 'touch "$HOME/started"; sleep 600'

@@ -24,7 +24,7 @@ from vteam.agents.codex import codex_binary
 from vteam.agents.gemini import gemini_binary
 from vteam.agents.mini_swe import mini_swe_python
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 FRAMEWORKS = ("script", "claude-code", "codex", "gemini", "mini-swe-agent")
 STOP_TRIES = {"script": 3, "claude-code": 3, "codex": 5, "gemini": 3, "mini-swe-agent": 3}

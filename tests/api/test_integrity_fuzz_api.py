@@ -23,6 +23,7 @@ from vteam.settings import Settings
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.alone,
     pytest.mark.timeout(600),
 ]
 

@@ -18,7 +18,7 @@ import yaml
 from tests.support.fake_kube import FakeKube, start_fake_kube
 from tests.support.server import FOREIGN
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = "this replica is now the active operator"

@@ -13,7 +13,7 @@ import pytest
 from tests.support.api import create_session, get_session, phases_of, read_events, text_of, wait_phase
 from tests.support.server import Server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 
 def _free_port() -> int:

@@ -21,7 +21,7 @@ from tests.support.api import create_session, read_events, sessions_path, start_
 from tests.support.server import Server
 from vteam.events.envelope import MAX_FRAME_BYTES, Envelope, now_ts, split
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 CAP = 3
 USER_FRAME = 65_536

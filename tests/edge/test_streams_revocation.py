@@ -24,7 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.support.api import read_events, sessions_path, start_live, wait_phase
 from tests.support.server import Server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 CLOSE_WITHIN = 4.0
 """Seconds a revocation published in this process may take to close a stream (the notice is immediate)."""

@@ -14,55 +14,18 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from pydantic import SecretStr
 
 from tests.events.envelopes import runner_event, runner_events
+from tests.events.s3_logs import OTHER, PLACES, UID, Requests, deltas, place, seqs
 from tests.support.moto_s3 import MotoS3, free_port, keys, s3_client
 from vteam.errors import NotFound, Unavailable
-from vteam.events import Envelope
 from vteam.events.s3 import S3EventLog
 from vteam.settings import Settings
 
-UID = "0a0a0a0a-1111-4111-8111-111111111111"
-OTHER = "0b0b0b0b-2222-4222-8222-222222222222"
-PLACES = {UID: ("team-a", "fix-login"), OTHER: ("team-b", "add-docs")}
 FINAL = {"value": {"phase": "Completed", "final": True}}
-
-
-async def place(uid: str) -> tuple[str, str] | None:
-    return PLACES.get(uid)
 
 
 async def nowhere(uid: str) -> tuple[str, str] | None:
     """The platform's answer once a session's resource is gone."""
     return None
-
-
-def deltas(envelopes: list[Envelope]) -> list[str]:
-    return [env.data.get("delta", env.type) for env in envelopes]
-
-
-def seqs(envelopes: list[Envelope]) -> list[int]:
-    return [env.seq for env in envelopes]
-
-
-class Requests:
-    """Counts the HTTP requests a client sends."""
-
-    def __init__(self, client: Any) -> None:
-        self.count = 0
-        client.meta.events.register("before-send.s3", self._sent)
-
-    def _sent(self, **_: Any) -> None:
-        self.count += 1
-
-
-@pytest.fixture
-def make_log(moto_endpoint: str, s3_bucket: str) -> Callable[..., S3EventLog]:
-    """A new S3EventLog on the test's bucket, as a restarted backend would build it."""
-
-    def make(client: Any = None, **options: Any) -> S3EventLog:
-        options.setdefault("locate", place)
-        return S3EventLog(client or s3_client(moto_endpoint), bucket=s3_bucket, **options)
-
-    return make
 
 
 async def test_objects_land_under_project_session_and_uid(
@@ -255,8 +218,10 @@ async def test_parts_are_compacted_as_they_pile_up_and_when_the_session_ends(
     log = make_log(compact_parts=5)
     for seq in range(1, 13):
         await log.append_runner(UID, [runner_event(seq)])
+    await log.settle()
     piled = len(keys(moto_endpoint, s3_bucket))
     await log.append(UID, "vteam.phase", FINAL)
+    await log.settle()
 
     assert piled < 5
     assert len(keys(moto_endpoint, s3_bucket)) == 1

@@ -6,8 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from vteam.protocol import (
+    BATCH,
     PROTOCOL_VERSION,
     Ack,
+    BatchLimits,
     Control,
     ControlAfter,
     Env,
@@ -16,6 +18,7 @@ from vteam.protocol import (
     UnsupportedProtocol,
     check,
     mismatch,
+    offered,
     server_frame,
 )
 
@@ -72,3 +75,13 @@ def test_secret_names_are_told_by_one_rule() -> None:
     assert Env.is_secret(Env.SECRET_PREFIX + "API_KEY")
     assert not Env.is_secret(Env.AGENT_ENV_PREFIX + "API_KEY")
     assert all(name.startswith(Env.PREFIX) for name in Env.REQUIRED)
+
+
+def test_a_backend_says_it_takes_batches_only_in_its_hello_to_a_runner_offering_them() -> None:
+    limits = BatchLimits(max_events=10, max_bytes=2048)
+    hello = Hello(protocol=PROTOCOL_VERSION, last_seq=3, batch=limits).wire()
+    assert hello == {"protocol": PROTOCOL_VERSION, "lastSeq": 3, "batch": {"maxEvents": 10, "maxBytes": 2048}}
+    assert Hello.model_validate(hello).batch == limits
+    assert Hello.model_validate({"protocol": 1, "lastSeq": 3}).batch is None, "an older backend takes no batches"
+    assert offered(f" {BATCH} , later-feature,") == {BATCH, "later-feature"}
+    assert offered(None) == offered("") == frozenset()

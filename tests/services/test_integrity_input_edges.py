@@ -18,7 +18,7 @@ from tests.support.api import create_session, read_events, sessions_path, text_o
 from tests.support.browser import Browser
 from tests.support.server import Server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 MAX_BYTES = 100_000
 MAX_COUNT = 4

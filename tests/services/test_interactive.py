@@ -17,7 +17,7 @@ from tests.support.api import create_session, get_session, read_events, sessions
 from tests.support.git import show
 from tests.support.server import Server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 
 def _repo_body(repo: Path, prompt: str, **extra: Any) -> dict[str, Any]:

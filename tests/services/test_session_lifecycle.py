@@ -23,7 +23,7 @@ from tests.support.api import (
 from tests.support.git import bare_repo, branches, rev, show
 from tests.support.server import Server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 
 def test_script_session_edits_commits_and_pushes(api: httpx.Client, project: str, repo: Path) -> None:

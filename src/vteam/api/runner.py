@@ -17,22 +17,28 @@ from vteam.api.responses import PushTargetList, resource, shaped
 from vteam.api.schemas import PushTargetsIn
 from vteam.controller import update_status
 from vteam.edge.deps import PlatformDep, Runner, check_access, get_platform
+from vteam.edge.stream_access import CLOSE_TOO_BIG
 from vteam.errors import Conflict, NotFound, VteamError
 from vteam.events import Joiner, PartialError, Recorder
 from vteam.events import follow as follow_events
 from vteam.events.agui import CONTROLS, custom, dump
+from vteam.events.envelope import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_FRAME_BYTES, BatchError
 from vteam.events.quota import SessionQuota
 from vteam.protocol import (
+    BATCH,
+    FEATURES_HEADER,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     REFUSED_CLOSE_CODE,
     Ack,
+    BatchLimits,
     Control,
     ControlAfter,
     Hello,
     RunnerReport,
     UnsupportedProtocol,
     check,
+    offered,
 )
 from vteam.resources import AgenticSession, Phase, RepoStatus
 from vteam.services.platform import Platform
@@ -110,9 +116,13 @@ async def push_targets(
 
 @router.websocket("/ws")
 async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
-    """The runner's one connection, in `vteam.protocol`'s frames. Server: `Hello` (its protocol and the
-    runner's highest stored seq), then `Ack` after each durable append, and `Control` for each user message,
-    interrupt or end after the cursor the runner sends first in `ControlAfter` (with its protocol).
+    """The runner's one connection, in `vteam.protocol`'s frames. Server: `Hello` (its protocol, the runner's
+    highest stored seq and, to a runner offering the `batch` feature, how large a batch may be), then `Ack`
+    after each durable append, and `Control` for each user message, interrupt or end after the cursor the
+    runner sends first in `ControlAfter` (with its protocol).
+
+    Events come one to a frame (or as partials), or as a batch `{"events": [...]}` that is appended in one
+    call and acknowledged once, by its highest seq. A frame over the batch limit closes the socket with 1009.
 
     A runner speaking another protocol is refused with the reason: in the handshake when it names its
     protocol in a header, or with a close (code 4409) when its `ControlAfter` does.
@@ -128,6 +138,7 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
         await deny(websocket, exc)
         return
     uid = session.metadata.uid or ""
+    limits = _batch_limits(platform.settings.max_ws_frame_bytes)
     await websocket.accept()
     sending = asyncio.Lock()
 
@@ -159,30 +170,40 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
                 session_limit=platform.settings.max_session_event_bytes,
             )
             quota = _quotas.setdefault(uid, fresh)
-        await send(Hello(protocol=PROTOCOL_VERSION, last_seq=held))
+        offers = BATCH in offered(websocket.headers.get(FEATURES_HEADER))
+        await send(Hello(protocol=PROTOCOL_VERSION, last_seq=held, batch=limits if offers else None))
         while True:
-            frame = json.loads(await websocket.receive_text())
+            raw = await websocket.receive_text()
+            if len(raw.encode()) > limits.max_bytes:
+                log.warning("runner %s/%s sent a frame over %d bytes", project, name, limits.max_bytes)
+                with contextlib.suppress(RuntimeError):
+                    await websocket.close(code=CLOSE_TOO_BIG, reason=f"a frame may be at most {limits.max_bytes} bytes")
+                return
+            frame = json.loads(raw)
             if "controlAfter" in frame:
                 cursor = ControlAfter.model_validate(frame)
                 check(cursor.protocol)
                 if forwarder is None:
                     forwarder = asyncio.create_task(forward_controls(cursor.control_after))
                 continue
-            envelope = joiner.feed(frame)
-            if envelope is None:
+            if "events" in frame:
+                envelopes = joiner.feed_batch(frame, limits.max_events)
+            elif (envelope := joiner.feed(frame)) is not None:
+                envelopes = [envelope]
+            else:
                 continue
-            kept = quota.admit(envelope) if envelope.seq > held else None
-            if kept is not None:
-                await recorder.record_runner(uid, [kept])
-            held = max(held, envelope.seq)
-            await send(Ack(ack=envelope.seq))
+            kept = [k for env in envelopes if env.seq > held and (k := quota.admit(env)) is not None]
+            if kept:
+                await recorder.record_runner(uid, kept)
+            held = max(held, envelopes[-1].seq)
+            await send(Ack(ack=envelopes[-1].seq))
     except WebSocketDisconnect:
         return
     except UnsupportedProtocol as exc:
         log.warning("runner %s/%s refused: %s", project, name, exc)
         with contextlib.suppress(RuntimeError):
             await websocket.close(code=REFUSED_CLOSE_CODE, reason=_reason(str(exc)))
-    except (PartialError, ValueError, KeyError) as exc:
+    except (PartialError, BatchError, ValueError, KeyError) as exc:
         log.warning("runner %s/%s sent a bad frame: %s", project, name, exc)
         if websocket.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(RuntimeError):
@@ -192,6 +213,13 @@ async def runner_ws(websocket: WebSocket, project: str, name: str) -> None:
             forwarder.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                 await forwarder
+
+
+def _batch_limits(user_frame_bytes: int) -> BatchLimits:
+    """At most MAX_BATCH_BYTES, and never more than the server reads in one message: `vteam up` lets a message
+    be as large as the users' frame limit or a runner's largest partial (MAX_FRAME_BYTES), whichever is more."""
+    readable = max(user_frame_bytes, MAX_FRAME_BYTES)
+    return BatchLimits(max_events=MAX_BATCH_EVENTS, max_bytes=min(MAX_BATCH_BYTES, readable))
 
 
 def _supported(declared: str) -> None:

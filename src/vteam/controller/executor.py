@@ -100,7 +100,8 @@ class Executor(Protocol):
         ...
 
     def active(self, project: str | None = None) -> int:
-        """Runners alive, on the whole platform or in one project."""
+        """Places taken by runners, on the whole platform or in one project (a local runner that ended keeps
+        its place until `release`)."""
         ...
 
     async def close(self) -> None: ...

@@ -222,7 +222,9 @@ class LocalExecutor:
         return str(home) if home.is_dir() else None
 
     def active(self, project: str | None = None) -> int:
-        return sum(1 for key, r in self._runners.items() if not r.exited and project in (None, key[0]))
+        """Runners holding a place: an exited one holds it until its session's end is recorded (`release`), so
+        the store never shows more sessions starting or running than the limit allows."""
+        return sum(1 for key in self._runners if project in (None, key[0]))
 
     def observe(self, session: AgenticSession) -> RunnerState:
         runner = self._runners.get(session.key) or self._adopt(session)

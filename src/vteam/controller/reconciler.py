@@ -75,6 +75,8 @@ class Reconciler:
         self._again: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._cache: dict[Key, AgenticSession] = {}
+        self._owed: set[Key] = set()
+        """Sessions another one gave way to: each starts, or hands the free place on to the rest."""
         self._start_lock = asyncio.Lock()
         self._worker_tasks: list[asyncio.Task[None]] = []
         self.leading = True
@@ -167,6 +169,16 @@ class Reconciler:
     # --- one session ----------------------------------------------------------------------------
 
     async def reconcile(self, key: Key) -> None:
+        try:
+            await self._reconcile(key)
+        finally:
+            # A session others gave way to may have gone or changed meanwhile: the place it left goes on.
+            if key in self._owed:
+                self._owed.discard(key)
+                if self._free():
+                    self.enqueue_pending()
+
+    async def _reconcile(self, key: Key) -> None:
         project, name = key
         try:
             session = await self._store.get(AgenticSession, name, project)
@@ -192,7 +204,8 @@ class Reconciler:
             case Action.START:
                 await self._start(session)
                 # Another free place may now go to a session that gave way to this one.
-                self.enqueue_where(lambda s: s.phase == Phase.PENDING and s.key != key)
+                if self._free():
+                    self.enqueue_where(lambda s: s.phase == Phase.PENDING and s.key != key)
             case Action.QUEUE:
                 await self._message(session, decision.message)
             case Action.KILL:
@@ -251,33 +264,41 @@ class Reconciler:
             own = None
         return project_limit(self._max_running, self._per_project, own)
 
+    def _free(self) -> bool:
+        return self.executor.active() < self._max_running
+
     async def _waits(self, session: AgenticSession) -> str | None:
-        """Why a Pending session may not start now, or None. Places are shared round-robin: a waiting session
-        of a project with fewer runners goes before it (oldest first), so a busy project cannot starve the rest."""
+        """Why a Pending session may not start now, or None. Places go round-robin between projects: a waiting
+        session of a project with fewer runners goes first, so a busy project cannot starve the rest; within
+        a project, and between projects running as many, the longest-waiting session goes first."""
         await self.executor.refresh_active()
-        if self.executor.active() >= self._max_running:
+        if not self._free():
             return QUEUED
         project = session.key[0]
         running = self.executor.active(project)
         limit = await self._limit(project)
         if running >= limit:
             return project_queued(project, running, limit)
-        rank = (running, _created(session))
         limits = {project: limit}
-        for other in sorted(self._cache.values(), key=_created):
+        waiting = self._by_age()
+        rank = (running, next((age for age, s in enumerate(waiting) if s.key == session.key), len(waiting)))
+        for age, other in enumerate(waiting):
             theirs_project = other.key[0]
-            if theirs_project == project or other.phase != Phase.PENDING:
-                continue
             theirs = self.executor.active(theirs_project)
-            if (theirs, _created(other)) >= rank:
+            if (theirs, age) >= rank:
                 continue
             if theirs_project not in limits:
                 limits[theirs_project] = await self._limit(theirs_project)
             # What is remembered may not show yet that a session has started: its runner says so.
             if theirs < limits[theirs_project] and not self.executor.observe(other).alive:
+                self._owed.add(other.key)
                 self.enqueue(other.key)
-                return FAIR_QUEUED
+                return QUEUED if theirs_project == project else FAIR_QUEUED
         return None
+
+    def _by_age(self) -> list[AgenticSession]:
+        """Pending sessions, oldest first; those created in the same second in the order they were first seen."""
+        return [s for s in sorted(self._cache.values(), key=_created) if s.phase == Phase.PENDING]
 
     # --- starting a runner ----------------------------------------------------------------------
 

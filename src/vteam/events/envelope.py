@@ -1,4 +1,5 @@
-"""The envelope every event travels in, and splitting/joining events larger than 64 KiB."""
+"""The envelope every event travels in, splitting/joining events larger than 64 KiB, and batches of whole
+events in one frame."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 MAX_FRAME_BYTES = 2 * PARTIAL_LIMIT + 1024
 """The largest frame `split` makes: a partial's slice of JSON text (already free of control characters) at
 most doubles when quoted again (each `"` and `\\` escaped), plus the envelope's few short fields."""
+MAX_BATCH_EVENTS = 1000
+MAX_BATCH_BYTES = 1024 * 1024
+"""The most a backend takes in one batch frame; its Hello says so, never more than its WebSocket reads."""
 
 
 class Envelope(BaseModel):
@@ -30,6 +34,10 @@ class Envelope(BaseModel):
 
 class PartialError(ValueError):
     """A partial frame arrived out of order, or an event grew past MAX_EVENT_BYTES."""
+
+
+class BatchError(ValueError):
+    """A batch frame holds no events or too many, a partial one, or seqs that do not strictly increase."""
 
 
 def now_ts() -> str:
@@ -71,6 +79,11 @@ def _chunks(text: str, limit: int) -> list[str]:
     return out
 
 
+def batch_frame(texts: list[str]) -> str:
+    """One frame carrying whole envelopes, from their JSON texts (made once, to measure them, by the sender)."""
+    return '{"events":[' + ",".join(texts) + "]}"
+
+
 class Joiner:
     """Reassembles partial frames into envelopes; whole frames pass straight through."""
 
@@ -78,6 +91,23 @@ class Joiner:
         self._id: str | None = None
         self._parts: list[str] = []
         self._size = 0
+
+    def feed_batch(self, frame: dict[str, Any], max_events: int) -> list[Envelope]:
+        """A batch's envelopes, in order; a batch never interrupts a partial event (which travels on its own)."""
+        if self._id is not None:
+            raise PartialError("a batch arrived while a partial event was incomplete")
+        events = frame["events"]
+        if not isinstance(events, list) or not 0 < len(events) <= max_events:
+            raise BatchError(f"a batch holds 1 to {max_events} events")
+        envelopes: list[Envelope] = []
+        for item in events:
+            if not isinstance(item, dict) or "partial" in item:
+                raise BatchError("a batch holds whole events only")
+            envelope = Envelope.model_validate(item)
+            if envelopes and envelope.seq <= envelopes[-1].seq:
+                raise BatchError("a batch's seqs must strictly increase")
+            envelopes.append(envelope)
+        return envelopes
 
     def feed(self, frame: dict[str, Any]) -> Envelope | None:
         partial = frame.get("partial")

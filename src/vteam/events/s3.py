@@ -1,10 +1,12 @@
 """EventLog on S3-compatible object storage (AWS S3, MinIO): the event log of cluster mode.
 
-Every append is one segment object under `{prefix}sessions/{project}/{session}/{uid}/`, stored
-before the call returns. The uid level keeps a re-created session of the same name from seeing
-old events. Recent events stay in memory after they are stored, so live readers cost no requests.
-One writer per session at a time is assumed (the backend holding the runner's WebSocket);
-conditional writes guarantee that a second one can never overwrite a stored segment.
+Appends to a session that arrive while its previous PUT is in flight are stored together, as one
+segment object under `{prefix}sessions/{project}/{session}/{uid}/`, before any of them returns.
+The uid level keeps a re-created session of the same name from seeing old events. Recent events
+stay in memory after they are stored, so live readers cost no requests. Compaction runs beside
+the appends, never in their way. One writer per session at a time is assumed (the backend holding
+the runner's WebSocket); conditional writes guarantee that a second one can never overwrite a
+stored segment.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from vteam.errors import Conflict, InvalidInput, NotFound, Unavailable, VteamError
 from vteam.events import segments
 from vteam.events.envelope import Envelope, now_ts
+from vteam.events.s3_bucket import Bucket, Gone, Taken
 from vteam.events.segments import Row, Segment
 from vteam.events.stream import is_final
 from vteam.settings import Settings
@@ -39,25 +40,35 @@ COMPACT_PARTS = 64
 SEGMENT_BYTES = 8 * 1024 * 1024
 """Compaction stops growing a segment here, so one read never fetches much more than it needs."""
 FETCH_AT_ONCE = 8
-DELETE_BATCH = 1000
 ATTEMPTS = 3
-CONTENT_TYPE = "application/x-ndjson"
 
 
-class _Taken(Exception):
-    """A conditional write found an object already under that name."""
+New = Callable[[int, int], list[Row]]
+"""The rows an append adds after the given log and runner heads."""
 
 
-class _Gone(Exception):
-    """An object listed a moment ago has gone (compaction or retention moved or removed it)."""
+@dataclass
+class _Request:
+    """One caller's append, waiting for the PUT that stores it with whatever else is waiting."""
+
+    new: New
+    answer: asyncio.Future[list[Row]]
 
 
 @dataclass
 class _Session:
-    """What this process knows of one session; `loaded` is False until its heads were read from S3."""
+    """What this process knows of one session; `loaded` is False until its heads were read from S3.
+
+    `lock` is held by the one PUT (or recovery) under way; `tidying` by compaction, retention and
+    deletion, which change stored segments, and is always taken before `lock`.
+    """
 
     base: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tidying: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: list[_Request] = field(default_factory=list)
+    tidier: asyncio.Task[None] | None = None
+    full_due: bool = False
     loaded: bool = False
     head: int = 0
     runner: int = 0
@@ -90,17 +101,16 @@ class S3EventLog:
         compact_parts: int = COMPACT_PARTS,
         segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
-        self._client = client
-        self._bucket = bucket
+        self._s3 = Bucket(client, bucket)
         self._locate = locate
         self._root = f"{prefix.rstrip('/')}/sessions/" if prefix.strip("/") else "sessions/"
         self._hot = hot_events
         self._retention = retention_days
         self._compact_parts = max(2, compact_parts)
         self._segment_bytes = segment_bytes
-        self._where = _host(client)
         self._places: dict[str, str] = {}
         self._sessions: dict[str, _Session] = {}
+        self._tidiers: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, locate: Locate) -> S3EventLog:
@@ -138,9 +148,9 @@ class S3EventLog:
     async def check(self) -> None:
         """Fail early, with a readable reason, when the bucket cannot be reached (for readiness checks)."""
         try:
-            await self._call("head_bucket", "")
-        except _Gone:
-            raise Unavailable(f"S3 at {self._where} has no bucket {self._bucket}") from None
+            await self._s3.check()
+        except Gone:
+            raise Unavailable(f"S3 at {self._s3.where} has no bucket {self._s3.name}") from None
 
     async def append_runner(self, session_uid: str, envelopes: list[Envelope]) -> list[Envelope]:
         def new(head: int, runner: int) -> list[Row]:
@@ -196,17 +206,23 @@ class S3EventLog:
         return len(doomed)
 
     async def compact(self, session_uid: str) -> int:
-        """Merge a session's segments into as few as `segment_bytes` allows; how many objects went."""
+        """Merge a session's segments into as few as `segment_bytes` allows; how many objects went.
+
+        Appends go on meanwhile; a compaction already under way for the session finishes first.
+        """
         st = await self._loaded(session_uid)
         if st is None:
             return 0
-        async with st.lock:
-            if not st.loaded:
-                await self._recover(st)
+        async with st.tidying:
             try:
                 return await self._compact(st, full=True)
-            except (_Gone, _Taken):
-                raise Unavailable(f"the events under s3://{self._bucket}/{st.base} changed while compacting") from None
+            except (Gone, Taken):
+                raise Unavailable(f"the events under s3://{self._s3.name}/{st.base} changed while compacting") from None
+
+    async def settle(self) -> None:
+        """Wait for the compactions under way, so a shutdown or a test cuts none off midway."""
+        while self._tidiers:
+            await asyncio.gather(*self._tidiers, return_exceptions=True)
 
     async def expire(self, now: datetime | None = None) -> int:
         """Delete segments written more than `retention_days` ago; how many went.
@@ -219,7 +235,7 @@ class S3EventLog:
             return 0
         cutoff = (now or datetime.now(UTC)) - timedelta(days=self._retention)
         by_uid: dict[str, tuple[str, list[str], int]] = {}
-        for item in await self._list(self._root):
+        for item in await self._s3.objects(self._root):
             place = self._split(item["Key"])
             if place is None:
                 continue
@@ -233,41 +249,77 @@ class S3EventLog:
             if not old:
                 continue
             st = self._sessions.get(uid) or _Session(base)
-            async with st.lock:
+            async with st.tidying, st.lock:
                 st.forget()
-                await self._delete(old)
+                await self._s3.delete(old)
                 if len(old) == total:
                     self._sessions.pop(uid, None)
             removed += len(old)
         return removed
 
-    async def _append(self, uid: str, new: Callable[[int, int], list[Row]]) -> list[Row]:
+    async def _append(self, uid: str, new: New) -> list[Row]:
+        """Wait for this append's PUT; the caller holding the lock stores everything waiting so far."""
         st = await self._session(uid)
         if st is None:
             raise NotFound(f"session {uid} does not exist, so its events cannot be stored")
-        async with st.lock:
-            for _ in range(ATTEMPTS):
-                if not st.loaded:
-                    await self._recover(st)
-                rows = new(st.head, st.runner)
-                if not rows:
-                    return []
-                key = st.base + segments.part_name(rows[0].seq)
-                try:
-                    await self._put(key, rows)
-                except _Taken:
-                    log.warning("another writer stored %s first; reloading that session's events", key)
-                    st.forget()
-                    continue
-                except BaseException:
-                    st.forget()
-                    raise
-                self._keep(st, rows)
-                break
-            else:
-                raise Conflict(f"another writer keeps appending to the events of session {uid}")
-            await self._tidy(st, final=any(is_final(row.envelope()) for row in rows))
-        return rows
+        mine = _Request(new, asyncio.get_running_loop().create_future())
+        st.waiting.append(mine)
+        try:
+            async with st.lock:
+                if not mine.answer.done():
+                    await self._write(st)
+        finally:
+            if not mine.answer.done():  # cancelled before any PUT took it: it is not stored
+                with contextlib.suppress(ValueError):
+                    st.waiting.remove(mine)
+                mine.answer.cancel()
+            elif not mine.answer.cancelled():
+                mine.answer.exception()  # this caller sees the outcome; asyncio need not report it
+        return mine.answer.result()
+
+    async def _write(self, st: _Session) -> None:
+        """Store every waiting append in one PUT and answer each caller; a failure fails them all."""
+        batch, st.waiting = st.waiting, []
+        try:
+            shares = await self._store(st, [request.new for request in batch])
+        except BaseException as exc:
+            st.forget()
+            error = exc if isinstance(exc, Exception) else Unavailable("the PUT of these events was interrupted")
+            for request in batch:
+                if not request.answer.done():
+                    request.answer.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for request, rows in zip(batch, shares, strict=True):
+            if not request.answer.done():  # a caller cancelled once its PUT began still has its events stored
+                request.answer.set_result(rows)
+        self._tidy(st, final=any(is_final(row.envelope()) for rows in shares for row in rows))
+
+    async def _store(self, st: _Session, news: list[New]) -> list[list[Row]]:
+        """Each append's rows, numbered in turn after the heads and stored as one part."""
+        for _ in range(ATTEMPTS):
+            if not st.loaded:
+                await self._recover(st)
+            head, runner, shares = st.head, st.runner, []
+            for new in news:
+                rows = new(head, runner)
+                if rows:
+                    head, runner = rows[-1].seq, rows[-1].runner
+                shares.append(rows)
+            rows = [row for share in shares for row in share]
+            if not rows:
+                return shares
+            key = st.base + segments.part_name(rows[0].seq)
+            try:
+                await self._s3.put(key, rows)
+            except Taken:
+                log.warning("another writer stored %s first; reloading that session's events", key)
+                st.forget()
+                continue
+            self._keep(st, rows)
+            return shares
+        raise Conflict(f"another writer keeps appending to the events of {st.base}")
 
     def _keep(self, st: _Session, rows: list[Row]) -> None:
         st.head, st.runner = rows[-1].seq, rows[-1].runner
@@ -277,32 +329,60 @@ class S3EventLog:
             if len(st.hot) > self._hot:
                 del st.hot[: len(st.hot) - self._hot]
 
-    async def _tidy(self, st: _Session, *, final: bool) -> None:
-        """Compact once parts pile up or the session ends; the append is already stored either way."""
-        if final or st.parts >= self._compact_parts:
-            try:
-                await self._compact(st, full=final)
-            except (VteamError, _Gone, _Taken) as exc:
-                st.parts = 0
-                log.warning("could not compact the events under %s: %s", st.base, exc)
-        if final:
-            st.hot = []
+    def _tidy(self, st: _Session, *, final: bool) -> None:
+        """Compact once parts pile up or the session ends, in a task of its own: appends never wait for it."""
+        st.full_due = st.full_due or final
+        if not (st.full_due or st.parts >= self._compact_parts):
+            return
+        if st.tidier is None or st.tidier.done():
+            st.tidier = asyncio.create_task(self._tidy_now(st), name=f"compact {st.base}")
+            self._tidiers.add(st.tidier)
+            st.tidier.add_done_callback(self._tidiers.discard)
+
+    async def _tidy_now(self, st: _Session) -> None:
+        """One compaction, and a full one after it when the session ended meanwhile; the appends are stored anyway."""
+        async with st.tidying:
+            while True:
+                full, st.full_due = st.full_due, False
+                try:
+                    await self._compact(st, full=full)
+                except (VteamError, Gone, Taken) as exc:
+                    st.parts = 0
+                    log.warning("could not compact the events under %s: %s", st.base, exc)
+                if full:
+                    st.hot = []
+                if not st.full_due:
+                    return
 
     async def _compact(self, st: _Session, *, full: bool) -> int:
-        """Write each merged segment before deleting its parts; readers skip parts a merged one holds."""
-        live, covered = segments.live(await self._segments(st.base))
-        removed = 0
-        for group, end in self._groups(live, st.head, full=full):
+        """Merge the segments up to the head when it began; each merged one is written before its parts go.
+
+        A reader or a restart that lists both skips the parts a merged segment holds, so a crash between the
+        write and the delete leaves nothing doubled, and a merged segment is written only when it holds
+        every event of the parts it replaces.
+        """
+        if not st.loaded:
+            async with st.lock:
+                if not st.loaded:
+                    await self._recover(st)
+        head = st.head
+        found, covered = segments.live(await self._segments(st.base))
+        live = [seg for seg in found if seg.first <= head]
+        removed = merged_parts = 0
+        for group, end in self._groups(live, head, full=full):
             rows = await self._gather(st, group, end)
-            if not rows:
+            first = group[0].first
+            if len(rows) != end - first + 1 or rows[0].seq != first or rows[-1].seq != end:
+                log.warning("not compacting %s: its segments from seq %d do not run to %d", st.base, first, end)
                 continue
-            key = st.base + segments.compacted_name(group[0].first, rows[-1].seq)
-            with contextlib.suppress(_Taken):
-                await self._put(key, rows)
-            await self._delete([seg.key for seg in group])
+            key = st.base + segments.compacted_name(first, end)
+            with contextlib.suppress(Taken):
+                await self._s3.put(key, rows)
+            await self._s3.delete([seg.key for seg in group])
             removed += len(group)
-        await self._delete([seg.key for seg in covered])
-        st.parts = 0 if full else sum(not seg.compacted for seg in live) - removed
+            merged_parts += sum(not seg.compacted for seg in group)
+        await self._s3.delete([seg.key for seg in covered])
+        st.parts = max(0, st.parts - merged_parts)
         return removed + len(covered)
 
     def _groups(self, live: list[Segment], head: int, *, full: bool) -> list[tuple[list[Segment], int]]:
@@ -335,16 +415,16 @@ class S3EventLog:
             wanted = _overlapping(live, after + 1, after + limit)
             try:
                 return await self._fetch(wanted, after=after, limit=limit)
-            except _Gone:
+            except Gone:
                 continue
-        raise Unavailable(f"the events under s3://{self._bucket}/{st.base} kept moving while being read")
+        raise Unavailable(f"the events under s3://{self._s3.name}/{st.base} kept moving while being read")
 
     async def _fetch(self, segs: list[Segment], *, after: int = 0, limit: int | None = None) -> list[Row]:
         """Rows of these segments after `after`, each seq once (a merged segment may repeat its parts)."""
         rows: dict[int, Row] = {}
         for start in range(0, len(segs), FETCH_AT_ONCE):
             results = await asyncio.gather(
-                *(self._rows(seg) for seg in segs[start : start + FETCH_AT_ONCE]), return_exceptions=True
+                *(self._s3.rows(seg.key) for seg in segs[start : start + FETCH_AT_ONCE]), return_exceptions=True
             )
             for result in results:
                 if isinstance(result, BaseException):
@@ -379,22 +459,21 @@ class S3EventLog:
             live, _ = segments.live(await self._segments(st.base))
             try:
                 st.head, st.runner = await self._heads(live[-1]) if live else (0, 0)
-            except _Gone:
+            except Gone:
                 continue
             st.parts = sum(not seg.compacted for seg in live)
             st.hot = []
             st.loaded = True
             return
-        raise Unavailable(f"the events under s3://{self._bucket}/{st.base} kept moving while being loaded")
+        raise Unavailable(f"the events under s3://{self._s3.name}/{st.base} kept moving while being loaded")
 
     async def _heads(self, seg: Segment) -> tuple[int, int]:
-        answer = await self._call("head_object", seg.key, Key=seg.key)
-        meta = answer.get("Metadata") or {}
+        meta = await self._s3.metadata(seg.key)
         with contextlib.suppress(KeyError, ValueError):
             return int(meta[segments.LAST_SEQ]), int(meta[segments.RUNNER_SEQ])
-        rows = await self._rows(seg)
+        rows = await self._s3.rows(seg.key)
         if not rows:
-            raise Unavailable(f"s3://{self._bucket}/{seg.key} holds no events")
+            raise Unavailable(f"s3://{self._s3.name}/{seg.key} holds no events")
         return rows[-1].seq, rows[-1].runner
 
     async def _place(self, uid: str, *, scan: bool = False) -> str | None:
@@ -413,7 +492,7 @@ class S3EventLog:
     async def _scan(self) -> dict[str, str]:
         """Every session uid that has objects, with its key prefix."""
         found: dict[str, str] = {}
-        for item in await self._list(self._root):
+        for item in await self._s3.objects(self._root):
             place = self._split(item["Key"])
             if place is not None:
                 found[place[0]] = place[1]
@@ -429,81 +508,19 @@ class S3EventLog:
 
     async def _erase(self, uid: str, base: str) -> None:
         st = self._sessions.get(uid) or _Session(base)
-        async with st.lock:
+        async with st.tidying, st.lock:
             st.forget()
-            await self._delete([item["Key"] for item in await self._list(base)])
+            await self._s3.delete([item["Key"] for item in await self._s3.objects(base)])
             self._sessions.pop(uid, None)
             self._places.pop(uid, None)
 
     async def _segments(self, base: str) -> list[Segment]:
         found: list[Segment] = []
-        for item in await self._list(base):
+        for item in await self._s3.objects(base):
             seg = segments.parse(item["Key"], item["Key"][len(base) :], int(item["Size"]))
             if seg is not None:
                 found.append(seg)
         return found
-
-    async def _list(self, prefix: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"Prefix": prefix}
-        while True:
-            page = await self._call("list_objects_v2", prefix, **params)
-            items.extend(page.get("Contents", []))
-            if not page.get("IsTruncated"):
-                return items
-            params["ContinuationToken"] = page["NextContinuationToken"]
-
-    async def _rows(self, seg: Segment) -> list[Row]:
-        def get() -> bytes:
-            return cast(bytes, self._client.get_object(Bucket=self._bucket, Key=seg.key)["Body"].read())
-
-        body = await self._guard("get_object", seg.key, get)
-        try:
-            return segments.decode(body)
-        except (ValueError, KeyError, TypeError):
-            raise Unavailable(f"s3://{self._bucket}/{seg.key} is not an event segment") from None
-
-    async def _put(self, key: str, rows: list[Row]) -> None:
-        await self._call(
-            "put_object",
-            key,
-            Key=key,
-            Body=segments.encode(rows),
-            IfNoneMatch="*",
-            Metadata=segments.metadata(rows),
-            ContentType=CONTENT_TYPE,
-        )
-
-    async def _delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), DELETE_BATCH):
-            batch = keys[start : start + DELETE_BATCH]
-            answer = await self._call(
-                "delete_objects", batch[0], Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
-            )
-            if errors := answer.get("Errors"):
-                code = errors[0].get("Code", "unknown")
-                raise Unavailable(f"S3 refused to delete {len(errors)} event objects, {errors[0].get('Key')}: {code}")
-
-    async def _call(self, operation: str, key: str, **params: Any) -> dict[str, Any]:
-        method = getattr(self._client, operation)
-        return cast(dict[str, Any], await self._guard(operation, key, lambda: method(Bucket=self._bucket, **params)))
-
-    async def _guard(self, operation: str, key: str, call: Callable[[], Any]) -> Any:
-        """Run a blocking boto3 call off the event loop; failures name the object, never a credential."""
-        try:
-            return await asyncio.to_thread(call)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", "unknown"))
-            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise _Taken(key) from None
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise _Gone(key) from None
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-            raise Unavailable(f"S3 refused {operation} on s3://{self._bucket}/{key}: {code} (HTTP {status})") from None
-        except BotoCoreError as exc:
-            raise Unavailable(
-                f"S3 at {self._where} failed {operation} on s3://{self._bucket}/{key}: {type(exc).__name__}"
-            ) from None
 
 
 def _overlapping(live: list[Segment], first: int, last: int) -> list[Segment]:
@@ -516,11 +533,3 @@ def _overlapping(live: list[Segment], first: int, last: int) -> list[Segment]:
             continue
         out.append(seg)
     return out
-
-
-def _host(client: Any) -> str:
-    """Where the client sends requests, without any user or password a URL might carry."""
-    parts = urlsplit(str(getattr(getattr(client, "meta", None), "endpoint_url", "") or ""))
-    if parts.hostname is None:
-        return "the configured endpoint"
-    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname

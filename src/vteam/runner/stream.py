@@ -1,7 +1,9 @@
 """The runner's one WebSocket to the API: events out with runner-assigned seqs, acks back.
 
 Events stay queued until acknowledged; after a reconnect the server says the last seq it holds
-and the runner resends everything after it.
+and the runner resends everything after it. To a backend that takes batches, whatever is queued goes in
+one frame as soon as fewer than IN_FLIGHT frames await their ack: a lone event leaves at once, and events
+that come faster than the backend stores them gather into the next frame, with no timer holding any back.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from ag_ui.core import BaseEvent
@@ -20,11 +24,15 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from vteam.events import Envelope, now_ts, split
 from vteam.events.agui import dump, envelope_type
+from vteam.events.envelope import PARTIAL_LIMIT, batch_frame
 from vteam.protocol import (
+    BATCH,
+    FEATURES_HEADER,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     REFUSED_CLOSE_CODE,
     Ack,
+    BatchLimits,
     Control,
     ControlAfter,
     Hello,
@@ -36,6 +44,8 @@ from vteam.runner.redact import Redactor
 log = logging.getLogger(__name__)
 
 MAX_UNACKED_BYTES = 4 * 1024 * 1024
+IN_FLIGHT = 2
+"""Batch frames sent and not yet acknowledged: two keep the backend busy while the runner gathers the next."""
 
 
 class StreamClosed(Exception):
@@ -132,7 +142,11 @@ class EventStream:
             try:
                 async with connect(
                     self._url,
-                    additional_headers={"Authorization": f"Bearer {self._token}", PROTOCOL_HEADER: str(self._protocol)},
+                    additional_headers={
+                        "Authorization": f"Bearer {self._token}",
+                        PROTOCOL_HEADER: str(self._protocol),
+                        FEATURES_HEADER: BATCH,
+                    },
                     max_size=None,
                     open_timeout=10,
                     ping_interval=20,
@@ -179,7 +193,7 @@ class EventStream:
         cursor = ControlAfter(protocol=self._protocol, control_after=self._control_after)
         await ws.send(json.dumps(cursor.wire()))
         self._greeted.set()
-        sender = asyncio.create_task(self._send(ws))
+        sender = asyncio.create_task(self._send(ws, hello.batch))
         try:
             async for raw in ws:
                 frame = server_frame(json.loads(raw))
@@ -193,17 +207,24 @@ class EventStream:
             with contextlib.suppress(asyncio.CancelledError, WebSocketException, OSError):
                 await sender
 
-    async def _send(self, ws: ClientConnection) -> None:
+    async def _send(self, ws: ClientConnection, limits: BatchLimits | None) -> None:
+        """Send what is queued: in batches within `limits` and IN_FLIGHT, or, to a backend without batches
+        (`limits` None), each event on its own frame(s) as soon as it is queued."""
         sent = self._acked
+        flight: deque[int] = deque()
         while True:
-            batch = [env for env in self._pending if env.seq > sent]
-            for env in batch:
-                for frame in split(env):
-                    await ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
-                sent = env.seq
             self._new.clear()
-            if not any(env.seq > sent for env in self._pending):
-                await self._new.wait()
+            while flight and flight[0] <= self._acked:
+                flight.popleft()
+            if self._pending and self._pending[-1].seq > sent and len(flight) < IN_FLIGHT:
+                start = max(sent + 1 - self._pending[0].seq, 0)
+                frames, sent = _next_frames(islice(self._pending, start, None), limits)
+                for frame in frames:
+                    await ws.send(frame)
+                if limits is not None:
+                    flight.append(sent)
+                continue
+            await self._new.wait()
 
     def _ack(self, seq: int) -> None:
         if seq > self._acked:
@@ -212,6 +233,42 @@ class EventStream:
             self._pending_bytes -= self._sizes.pop(self._pending.popleft().seq, 0)
         self._acked_event.set()
         self._room.set()
+        self._new.set()
+
+
+def _next_frames(queued: Iterator[Envelope], limits: BatchLimits | None) -> tuple[list[str], int]:
+    """The frames for the next queued events and the last seq they carry. Without `limits`: every queued
+    event, each on its own frame(s). With them: one batch of whole events within `limits`, or one event alone
+    when it must travel as partials or nothing else is queued."""
+    first = next(queued)
+    texts = _frames(first)
+    last = first.seq
+    if limits is None:
+        for env in queued:
+            texts += _frames(env)
+            last = env.seq
+        return texts, last
+    if len(texts) > 1:
+        return texts, last
+    size = len(batch_frame(texts).encode())
+    for env in queued:
+        if len(texts) >= limits.max_events or len(frames := _frames(env)) > 1:
+            break
+        size += len(frames[0].encode()) + 1
+        if size > limits.max_bytes:
+            break
+        texts += frames
+        last = env.seq
+    return [batch_frame(texts) if len(texts) > 1 else texts[0]], last
+
+
+def _frames(env: Envelope) -> list[str]:
+    """The event's frame texts: the envelope whole, or its partials when its data is over PARTIAL_LIMIT."""
+    text = json.dumps(env.frame(), separators=(",", ":"), ensure_ascii=False)
+    if len(text.encode()) <= PARTIAL_LIMIT:
+        return [text]
+    parts = split(env)
+    return [json.dumps(part, separators=(",", ":"), ensure_ascii=False) for part in parts] if len(parts) > 1 else [text]
 
 
 class _Refused(Exception):

@@ -236,6 +236,7 @@ class Cluster:
             self._retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
+        await self.events.settle()
         await self.user_stores.close()
         await self.clients.close()
 

@@ -37,7 +37,9 @@ def _describe(kind: type[Resource], name: str, namespace: str) -> str:
 
 
 class SqliteStore:
-    """Writers hold the database's write lock; watchers wake on an in-process tick."""
+    """Writes are bodies of the database's group commit; watchers wake on an in-process tick once a write's
+    batch is committed. Resource versions come from the changes table inside the write, so they follow the
+    order in which the bodies ran."""
 
     def __init__(self, db: Database, *, keep_changes: int = KEEP_CHANGES) -> None:
         self._db = db
@@ -83,17 +85,18 @@ class SqliteStore:
         meta = body["metadata"]
         meta["uid"] = str(uuid.uuid4())
         meta["generation"] = 1
-        meta["creationTimestamp"] = _now()
         if kind.NAMESPACED:
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
-        async with self._db.begin() as conn:
+        async with self._db.begin(on_commit=self._wake) as conn:
             if kind.NAMESPACED and await self._row(conn, Project.KIND, "", ns) is None:
                 raise NotFound(f"project {ns!r} not found")
             if await self._row(conn, kind.KIND, ns, obj.name) is not None:
                 raise AlreadyExists(f"{_describe(kind, obj.name, ns)} already exists")
             rv = await self._next_rv(conn)
+            # Stamped in the write, so creation times follow the order of the writes (resource versions).
+            meta["creationTimestamp"] = _now()
             meta["resourceVersion"] = str(rv)
             await conn.execute(
                 insert(resources).values(
@@ -101,7 +104,6 @@ class SqliteStore:
                 )
             )
             await self._record(conn, rv, kind.KIND, ns, obj.name, "ADDED", body)
-        self._wake()
         return kind.model_validate(body, context=STORED)
 
     async def get(self, kind: type[R], name: str, namespace: str | None = None) -> R:
@@ -171,7 +173,7 @@ class SqliteStore:
     async def replace(self, obj: R) -> R:
         kind = type(obj)
         ns = _ns(kind, obj.metadata.namespace)
-        async with self._db.begin() as conn:
+        async with self._db.begin(on_commit=self._wake) as conn:
             current = await self._row(conn, kind.KIND, ns, obj.name)
             if current is None:
                 raise NotFound(f"{_describe(kind, obj.name, ns)} not found")
@@ -190,7 +192,6 @@ class SqliteStore:
                 meta["generation"] = int(meta.get("generation", 1)) + 1
             body = {**current, "spec": new.get("spec"), "metadata": meta}
             result = await self._write(conn, kind, ns, obj.name, body)
-        self._wake()
         return result
 
     async def patch_status(
@@ -203,7 +204,7 @@ class SqliteStore:
         resource_version: str | None = None,
     ) -> R:
         ns = _ns(kind, namespace)
-        async with self._db.begin() as conn:
+        async with self._db.begin(on_commit=self._wake) as conn:
             current = await self._row(conn, kind.KIND, ns, name)
             if current is None:
                 raise NotFound(f"{_describe(kind, name, ns)} not found")
@@ -212,7 +213,6 @@ class SqliteStore:
             body = {**current, "status": {**(current.get("status") or {}), **status}}
             kind.model_validate(body, context=STORED)
             result = await self._write(conn, kind, ns, name, body)
-        self._wake()
         return result
 
     async def _write(self, conn: AsyncConnection, kind: type[R], ns: str, name: str, body: dict[str, Any]) -> R:
@@ -228,7 +228,7 @@ class SqliteStore:
 
     async def delete(self, kind: type[R], name: str, namespace: str | None = None) -> None:
         ns = _ns(kind, namespace)
-        async with self._db.begin() as conn:
+        async with self._db.begin(on_commit=self._wake) as conn:
             body = await self._row(conn, kind.KIND, ns, name)
             if body is None:
                 raise NotFound(f"{_describe(kind, name, ns)} not found")
@@ -250,7 +250,6 @@ class SqliteStore:
                 rv = await self._next_rv(conn)
                 d_body["metadata"] = {**d_body["metadata"], "resourceVersion": str(rv)}
                 await self._record(conn, rv, d_kind, d_ns, d_name, "DELETED", d_body)
-        self._wake()
 
     async def watch(
         self, kind: type[R], namespace: str | None = None, *, resource_version: str | None = None
