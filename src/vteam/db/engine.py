@@ -84,7 +84,7 @@ def _writer_engine(url: str, synchronous: Synchronous) -> AsyncEngine:
 
 
 async def open_database(path: Path, *, synchronous: Synchronous = "FULL") -> Database:
-    """Create or upgrade the schema (Alembic, in a thread), then open the writer and the readers."""
+    """Create or upgrade the schema (`migrate`, in a thread), then open the writer and the readers."""
     path.parent.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(migrate.upgrade, path)
     url = f"sqlite+aiosqlite:///{path}"

@@ -1,4 +1,8 @@
-"""GitHub and GitHub Enterprise through githubkit: push access, forks, pull requests, the repo browser."""
+"""GitHub and GitHub Enterprise through githubkit: push access, forks, pull requests, the repo browser.
+
+githubkit costs about 11 MiB once imported, so it is imported by the first call that needs it (`client` builds
+every client), not at start.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
-
-from githubkit import GitHub, TokenAuthStrategy, UnauthAuthStrategy
-from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed, RequestTimeout
-from githubkit.retry import RETRY_SERVER_ERROR
-from githubkit.typing import RetryOption
+from typing import TYPE_CHECKING, Any
 
 from vteam.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
 from vteam.forges.base import (
@@ -38,6 +37,11 @@ from vteam.forges.cache import Cached, EtagCache
 from vteam.forges.http import SharedTransport
 from vteam.resources import PullRequestStatus
 
+if TYPE_CHECKING:
+    from githubkit import GitHub
+    from githubkit.exception import GitHubException, RequestFailed
+    from githubkit.typing import RetryOption
+
 log = logging.getLogger(__name__)
 
 PUSH_PERMISSIONS = {"admin", "maintain", "write"}
@@ -52,6 +56,10 @@ class RateLimitRetry:
         self.max_retry = max_retry
 
     def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
+        from githubkit.exception import RateLimitExceeded
+        from githubkit.retry import RETRY_SERVER_ERROR
+        from githubkit.typing import RetryOption
+
         if isinstance(exc, RateLimitExceeded):
             # GitHub's reset is whole seconds: wait one more so the retry lands after it.
             wait = exc.retry_after + timedelta(seconds=1)
@@ -70,6 +78,8 @@ def api_url_for(web_url: str) -> str:
 
 def failure(exc: GitHubException, what: str) -> Exception:
     """The vTeam error for a failed GitHub call; never includes a token."""
+    from githubkit.exception import RateLimitExceeded, RequestFailed, RequestTimeout
+
     if isinstance(exc, RateLimitExceeded):
         wait = max(1.0, exc.retry_after.total_seconds() + 1)
         return RateLimited(f"GitHub rate limit reached while {what}; retry in {wait:.0f} s", retry_after=wait)
@@ -128,6 +138,8 @@ class GitHubForge:
         self.transport = SharedTransport()
 
     def client(self, token: str | None) -> GitHub[Any]:
+        from githubkit import GitHub, TokenAuthStrategy, UnauthAuthStrategy
+
         auth: Any = TokenAuthStrategy(token) if token else UnauthAuthStrategy()
         return GitHub(
             auth,
@@ -141,6 +153,8 @@ class GitHubForge:
 
     @asynccontextmanager
     async def _calls(self, what: str) -> AsyncIterator[None]:
+        from githubkit.exception import GitHubException
+
         try:
             yield
         except GitHubException as exc:

@@ -2,6 +2,7 @@
 
 Tokens are minted for exactly the repos a session pushes to (where they belong to the installation's
 account), cached until five minutes before they expire, and re-minted at once when GitHub rejects one.
+githubkit is imported by the first call that needs it, as in `vteam.forges.github`.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-from githubkit import AppAuthStrategy, GitHub, OAuthWebAuthStrategy
-from githubkit.exception import GitHubException, RequestFailed
 
 from vteam.errors import Forbidden, InvalidInput, NotFound
 from vteam.forges.base import RepoRef
 from vteam.forges.github import GitHubForge, failure
+
+if TYPE_CHECKING:
+    from githubkit import GitHub
 
 EARLY_RENEWAL = 300.0
 STATE_TTL = 600.0
@@ -50,7 +51,8 @@ class GitHubApp:
         signing_key: bytes,
     ) -> None:
         self._forge = forge
-        self._auth = AppAuthStrategy(app_id, private_key, client_id, client_secret)
+        self._app_id = app_id
+        self._private_key = private_key
         self.slug = slug
         self._client_id = client_id
         self._client_secret = client_secret
@@ -65,13 +67,21 @@ class GitHubApp:
         client = self._forge.client(None)
         return client.with_auth(auth)
 
+    def _app_client(self) -> GitHub[Any]:
+        """A client acting as the App itself (a JWT signed with its private key)."""
+        from githubkit import AppAuthStrategy
+
+        return self._client(AppAuthStrategy(self._app_id, self._private_key, self._client_id, self._client_secret))
+
     async def installation_for(self, repo: RepoRef) -> int | None:
         """The App's installation on `repo` (None if not installed there), remembered for INSTALLATION_TTL."""
         key = repo.path.lower()
         cached = self._installations.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        gh = self._client(self._auth)  # githubkit's namespaces hold their client weakly: keep it alive
+        from githubkit.exception import GitHubException, RequestFailed
+
+        gh = self._app_client()  # githubkit's namespaces hold their client weakly: keep it alive
         try:
             response = await gh.rest.apps.async_get_repo_installation(repo.owner, repo.name)
         except RequestFailed as exc:
@@ -87,13 +97,15 @@ class GitHubApp:
 
     async def token(self, installation: int, repos: tuple[str, ...]) -> str:
         """An installation token limited to `repos` (names in the installation's account), from cache if fresh."""
+        from githubkit.exception import GitHubException, RequestFailed
+
         key = (installation, tuple(sorted(set(repos))))
         async with self._minting:
             cached = self._tokens.get(key)
             if cached is not None and cached.expires_at - EARLY_RENEWAL > time.time():
                 return cached.token
             data: Any = {"repositories": list(key[1])} if key[1] else None
-            gh = self._client(self._auth)
+            gh = self._app_client()
             try:
                 response = await gh.rest.apps.async_create_installation_access_token(installation, data=data)
             except GitHubException as exc:
@@ -151,6 +163,9 @@ class GitHubApp:
         """Exchange the OAuth code for the user's token and check that the installation is theirs; their login."""
         if not self._client_id or not self._client_secret:
             raise InvalidInput("VTEAM_GITHUB_APP_CLIENT_ID and _CLIENT_SECRET are needed to verify installations")
+        from githubkit import OAuthWebAuthStrategy
+        from githubkit.exception import GitHubException
+
         gh = self._client(OAuthWebAuthStrategy(self._client_id, self._client_secret, code))
         try:
             user = (await gh.rest.users.async_get_authenticated()).json()

@@ -1,7 +1,9 @@
 """GitLab through python-gitlab: push access, forks, merge requests, the repo browser.
 
 python-gitlab is synchronous, so every call runs in a worker thread; it obeys GitLab's 429s
-(Retry-After, RateLimit-Reset) by itself. All clients share one `requests` session.
+(Retry-After, RateLimit-Reset) by itself. All clients share one `requests` session. python-gitlab and
+requests cost about 5 MiB once imported, so the first call that needs them imports them (`client` builds
+every client), not the start.
 """
 
 from __future__ import annotations
@@ -10,12 +12,8 @@ import asyncio
 import base64
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
-
-import gitlab
-import requests
-from gitlab.exceptions import GitlabAuthenticationError, GitlabError
 
 from vteam.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
 from vteam.forges.base import (
@@ -37,6 +35,10 @@ from vteam.forges.base import (
 from vteam.forges.cache import Cached, EtagCache
 from vteam.resources import PullRequestStatus
 
+if TYPE_CHECKING:
+    import gitlab
+    import requests
+
 T = TypeVar("T")
 DEVELOPER = 30
 STATES = {"opened": "open", "closed": "closed", "merged": "merged", "locked": "closed"}
@@ -44,6 +46,9 @@ TREE_TYPES: dict[str, Any] = {"blob": "file", "tree": "dir", "commit": "submodul
 
 
 def failure(exc: Exception, what: str) -> Exception:
+    import requests
+    from gitlab.exceptions import GitlabAuthenticationError, GitlabError
+
     if isinstance(exc, GitlabAuthenticationError):
         return ForgeUnavailable(f"GitLab rejected vTeam's credentials while {what}")
     if isinstance(exc, GitlabError):
@@ -82,10 +87,15 @@ class GitLabForge:
         self._interactive_timeout = min(timeout, interactive_timeout or timeout)
         self._fork_wait = fork_wait
         self._cache = cache
-        self._session = requests.Session()
+        self._session: requests.Session | None = None
 
     def client(self, token: str | None, *, interactive: bool = False) -> gitlab.Gitlab:
         """A client; an interactive one (a person is waiting) has a short timeout and never retries."""
+        import gitlab
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
         return gitlab.Gitlab(
             self.url,
             private_token=token,
@@ -96,6 +106,9 @@ class GitLabForge:
         )
 
     async def _run(self, what: str, call: Callable[[], T]) -> T:
+        import requests
+        from gitlab.exceptions import GitlabError
+
         try:
             return await asyncio.to_thread(call)
         except (GitlabError, requests.RequestException) as exc:
@@ -116,6 +129,8 @@ class GitLabForge:
     ) -> PushTarget:
         if credential is None:
             return PushTarget(repo.url, None, base=base)
+        from gitlab.exceptions import GitlabError
+
         gl = self.client(credential.token)
 
         def plan() -> PushTarget:
@@ -160,6 +175,8 @@ class GitLabForge:
 
     def _fork(self, gl: gitlab.Gitlab, project: Any, username: str) -> Any:
         """The user's fork of `project`, found by GitLab's forks API (renamed or in a group), else a new one."""
+        from gitlab.exceptions import GitlabError
+
         path = self._existing_fork(project, username)
         if path is None:
             try:
@@ -271,6 +288,9 @@ class GitLabForge:
     async def _get(
         self, credential: Credential | None, path: str, what: str, params: dict[str, Any] | None = None
     ) -> tuple[Cached, requests.Response | None]:
+        import requests
+        from gitlab.exceptions import GitlabError
+
         token = credential.token if credential else None
         gl = self.client(token, interactive=True)
         url = path + ("?" + "&".join(f"{k}={v}" for k, v in sorted((params or {}).items())) if params else "")
@@ -381,4 +401,5 @@ class GitLabForge:
         return Blob(path=str(body["file_path"]), sha=str(body["blob_id"]), size=int(body["size"]), content=content)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._session.close)
+        if self._session is not None:
+            await asyncio.to_thread(self._session.close)
